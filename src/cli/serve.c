@@ -1,0 +1,121 @@
+/* plateau serve: the regional platform. Holds the data directory's lock, serves HTTP, and
+ * shuts down cleanly on SIGTERM or SIGINT. */
+#include "cli/cli.h"
+#include "cli/cli_int.h"
+
+#include "base/config.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/version.h"
+#include "http/http.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage_head[] =
+    "usage: plateau serve --data DIR [--config FILE] [--http HOST:PORT] [--mqtt HOST:PORT] [--handle HOST:PORT]\n"
+    "\n"
+    "Runs the regional platform on the data directory DIR. Settings come from the defaults, then\n"
+    "the INI file of --config, then PLATEAU_* environment variables, then these flags:\n\n";
+
+int cli_serve(int argc, char **argv) {
+  pl_config cfg;
+  pl_config_defaults(&cfg);
+  pl_err err = {{0}};
+  /* --config is read first so that the file sits below the environment and the flags. */
+  const char *config_file = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_file = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0) config_file = argv[i] + 9;
+  }
+  char *rest[64];
+  int nrest = 0;
+  for (int i = 0; i < argc && nrest < 64; i++) {
+    if (strcmp(argv[i], "--config") == 0) {
+      i++;
+      continue;
+    }
+    if (strncmp(argv[i], "--config=", 9) == 0) continue;
+    rest[nrest++] = argv[i];
+  }
+  int want_help = 0, npos = 0;
+  const char *pos[1];
+  int rc = 0;
+  if (config_file) rc = pl_config_load_file(&cfg, config_file, &err);
+  if (rc == 0) rc = pl_config_load_env(&cfg, environ, &err);
+  if (rc == 0) rc = pl_config_load_args(&cfg, nrest, rest, pos, 0, &npos, &want_help, &err);
+  if (want_help) {
+    pl_buf help;
+    pl_buf_init(&help, 0);
+    pl_config_help(&help);
+    printf("%s%s", usage_head, pl_buf_cstr(&help));
+    pl_buf_free(&help);
+    return 0;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "plateau serve: %s\n", err.msg);
+    return 2;
+  }
+  pl_log_set_level(pl_log_level_parse(cfg.log_level));
+  if (!cfg.data_dir[0]) {
+    fprintf(stderr, "plateau serve: --data DIR is required\n");
+    return 2;
+  }
+
+  char lock_path[1100], db_path[1100];
+  cli_path(lock_path, sizeof lock_path, cfg.data_dir, CLI_LOCK);
+  cli_path(db_path, sizeof db_path, cfg.data_dir, CLI_META_DB);
+  cli_data d;
+  if ((rc = cli_data_open(cfg.data_dir, &d)) != 0) return rc;
+  int lock_fd = pl_fs_lock(lock_path);
+  if (lock_fd < 0) {
+    if (lock_fd == PL_EBUSY)
+      fprintf(stderr, "plateau serve: another plateau server is already running on %s\n", cfg.data_dir);
+    else
+      fprintf(stderr, "plateau serve: cannot lock %s\n", lock_path);
+    cli_data_close(&d);
+    return 1;
+  }
+
+  /* Signals are taken synchronously by this thread; every thread started after this inherits
+   * the mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  store_pool *pool = NULL;
+  http_server *http = NULL;
+  rc = store_pool_new(db_path, cfg.http_threads + 2, &pool, &err);
+  if (rc == 0 && cfg.http_listen[0]) {
+    http_deps deps = {&cfg, pool, d.audit};
+    rc = http_server_start(&deps, cfg.http_listen, &http, &err);
+  }
+  if (rc < 0) {
+    fprintf(stderr, "plateau serve: %s\n", err.msg[0] ? err.msg : pl_strerror(rc));
+    store_pool_free(pool);
+    cli_data_close(&d);
+    close(lock_fd);
+    return 1;
+  }
+  char listen_q[320];
+  PL_LOG(PL_LOG_INFO, "serve", "version=%s data=%s http=%s http_port=%d", PLATEAU_VERSION, cfg.data_dir,
+         pl_log_quote(cfg.http_listen, listen_q, sizeof listen_q), http ? http_server_port(http) : 0);
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  PL_LOG(PL_LOG_INFO, "serve", "signal=%d shutting down", sig);
+  http_server_stop(http);
+  store_pool_free(pool);
+  cli_data_close(&d);
+  close(lock_fd);
+  PL_LOG(PL_LOG_INFO, "serve", "stopped");
+  return 0;
+}

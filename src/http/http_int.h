@@ -1,0 +1,119 @@
+/* Internals shared by the HTTP server and the API area files. */
+#ifndef PLATEAU_HTTP_INT_H
+#define PLATEAU_HTTP_INT_H
+
+#include "admin/admin.h"
+#include "base/buf.h"
+#include "base/json.h"
+#include "http/http.h"
+#include "http/router.h"
+
+#include <microhttpd.h>
+#include <stdint.h>
+
+typedef struct http_server http_server;
+
+/* One request, from the first header callback to the completion notice. */
+typedef struct http_req {
+  uint64_t id;
+  char id_str[24];
+  http_server *srv;
+  const http_deps *deps;
+  struct MHD_Connection *conn;
+  const char *method;
+  char path[1024];
+  char remote[64];
+  int64_t start_ns;
+  pl_buf body;
+  int body_too_large;
+  http_match match;
+  /* set by dispatch */
+  int authed;
+  auth_principal who;
+  char actor[160];
+  store *db; /* from the pool for the request's life */
+  /* the response */
+  int status;
+  pl_buf out;
+  const char *content_type;
+  char allow[128];
+  int responded;
+} http_req;
+
+typedef int (*http_handler)(http_req *r);
+
+/* Route permissions besides auth_perm values: no token needed, or any valid token. */
+#define HTTP_PERM_PUBLIC (-1)
+#define HTTP_PERM_ANY (-2)
+
+/* Route tables of the API areas. */
+extern const http_route api_session_routes[];
+extern const size_t api_session_nroutes;
+extern const http_route api_tenant_routes[];
+extern const size_t api_tenant_nroutes;
+extern const http_route api_user_routes[];
+extern const size_t api_user_nroutes;
+extern const http_route api_token_routes[];
+extern const size_t api_token_nroutes;
+extern const http_route api_device_routes[];
+extern const size_t api_device_nroutes;
+extern const http_route api_audit_routes[];
+extern const size_t api_audit_nroutes;
+
+/* ---- responses ---- */
+/* Sets a JSON response (takes ownership of body, which may be NULL for no body). */
+int http_reply_json(http_req *r, int status, json_t *body);
+/* Sets the standard error body {"error": {"code", "message"}}; returns status. */
+int http_reply_error(http_req *r, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Maps a PL_E* code (with err's message) to the right HTTP error. */
+int http_reply_pl(http_req *r, int rc, const pl_err *err);
+int http_reply_empty(http_req *r, int status);
+
+/* ---- request helpers ---- */
+const char *http_query(http_req *r, const char *key);
+const char *http_header(http_req *r, const char *key);
+/* Parses the body as a JSON object and checks it against fields; on failure replies 400/415
+ * and returns the status (> 0), else 0 with *out a new reference. */
+int http_body_json(http_req *r, const pl_json_field *fields, size_t nfields, json_t **out);
+/* The numeric path capture i (ids are positive integers); 0 when malformed. */
+int64_t http_param_id(http_req *r, int i);
+/* limit/after paging parameters; replies 400 and returns > 0 when bad. */
+int http_paging(http_req *r, int *limit, int64_t *after);
+
+/* The tenant a request acts on: the caller's own, or ?tenant=NAME for admin and regulator.
+ * A read of another tenant by a cross-tenant role is audited as "<area>.read". Replies and
+ * returns > 0 on failure (403 for ?tenant= from other roles, 404 unknown tenant). */
+int http_tenant(http_req *r, const char *area, store_tenant *out);
+/* An admin_ctx for changes made by this request. */
+admin_ctx http_admin(http_req *r);
+/* Whether the caller may grant role; replies 403 and returns > 0 when not. */
+int http_check_grant(http_req *r, const char *role);
+
+/* A page being collected: lists fetch limit + 1 rows so the last page is known. */
+typedef struct http_list {
+  json_t *items;
+  int limit, count;
+  int64_t last_id;
+} http_list;
+void http_list_init(http_list *l, int limit);
+/* Adds item (taking it) unless the page is full. Returns 0 or PL_ENOMEM. */
+int http_list_add(http_list *l, int64_t id, json_t *item);
+/* Replies with the page, or with the error rc (freeing the items). */
+int http_list_reply(http_req *r, http_list *l, int rc);
+
+/* Formats ms since the epoch as an RFC 3339 JSON string, or JSON null for 0. */
+json_t *http_time_json(int64_t ms);
+/* A page {"items": items, "next": "cursor"} (next only when has_more). Takes items. */
+json_t *http_page(json_t *items, int has_more, int64_t last_id);
+
+/* Failed-login throttle per client address: 10 failures in 5 minutes closes the window. */
+int http_login_allowed(http_req *r);
+void http_login_failed(http_req *r);
+/* An Argon2id hash of a random password, made at start, to verify unknown users against. */
+const char *http_dummy_hash(http_req *r);
+
+#endif
