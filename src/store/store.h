@@ -35,6 +35,8 @@ int store_schema_version(store *s);
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
+/* Whether a transaction is open on this connection. */
+int store_in_transaction(store *s);
 
 /* A thread-safe pool of connections to one database file, handed out one per request. */
 typedef struct store_pool store_pool;

@@ -1,0 +1,510 @@
+/* The store's connection: opening with the durability settings, forward schema migrations,
+ * explicit transactions, the statement cache helpers of store_int.h, the connection pool and
+ * the overview counts. The entity families live in tenant.c, user.c, token.c, device.c and
+ * audit.c.
+ *
+ * Durability: WAL journal with synchronous=FULL, so a transaction is on disk (the WAL fsynced)
+ * before COMMIT returns; NORMAL would let a power cut lose acknowledged commits.
+ *
+ * Migrations: PRAGMA user_version is the number of migrations applied. store_open applies the
+ * missing ones, in order, inside one BEGIN IMMEDIATE transaction and re-reads the version after
+ * taking the write lock, so two processes opening the same file at once (the CLI while the
+ * server runs) never both apply a migration; the loser finds the work done. Migrations are only
+ * ever appended to the array below, never edited once released.
+ */
+#include "store/store_int.h"
+
+#include "base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* ---- schema ---- */
+
+static const char *const migrations[] = {
+    /* 1: tenants, users, tokens, devices, audit. */
+    "CREATE TABLE tenants ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE CHECK (length(name) > 0),"
+    "  display_name TEXT NOT NULL DEFAULT '',"
+    "  prefecture TEXT NOT NULL DEFAULT '',"
+    "  industry TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL UNIQUE CHECK (length(name) > 0),"
+    "  display_name TEXT NOT NULL DEFAULT '',"
+    "  role TEXT NOT NULL"
+    "    CHECK (role IN ('admin','regulator','tenant-admin','operator','viewer')),"
+    "  password_hash TEXT NOT NULL DEFAULT '',"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, id)"
+    ");"
+    /* user_id is NULL for tokens that belong to no user. The composite key makes a token's user
+     * belong to the token's tenant, and deleting the user deletes its tokens. */
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  user_id INTEGER,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('api','session')),"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  prefix TEXT NOT NULL DEFAULT '',"
+    "  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    "  role TEXT NOT NULL"
+    "    CHECK (role IN ('admin','regulator','tenant-admin','operator','viewer')),"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  last_used_ms INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    "  FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE"
+    ");"
+    "CREATE INDEX tokens_by_tenant ON tokens(tenant_id, id);"
+    "CREATE INDEX tokens_by_user ON tokens(tenant_id, user_id, id);"
+    /* token_hash is NULL while a device has no token (many may have none). */
+    "CREATE TABLE devices ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (length(name) > 0),"
+    "  type TEXT NOT NULL DEFAULT '',"
+    "  vendor TEXT NOT NULL DEFAULT '',"
+    "  product TEXT NOT NULL DEFAULT '',"
+    "  firmware TEXT NOT NULL DEFAULT '',"
+    "  location TEXT NOT NULL DEFAULT '',"
+    "  attributes TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes)),"
+    "  token_prefix TEXT NOT NULL DEFAULT '',"
+    "  token_hash BLOB UNIQUE CHECK (token_hash IS NULL OR length(token_hash) = 32),"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (tenant_id, name)"
+    ");"
+    "CREATE INDEX devices_by_tenant ON devices(tenant_id, id);"
+    /* No foreign key to tenants: the log outlives the tenants it mentions. */
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  tenant_id INTEGER NOT NULL DEFAULT 0,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  result TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  remote TEXT NOT NULL,"
+    "  prev_hash BLOB NOT NULL,"
+    "  hash BLOB NOT NULL"
+    ");"
+    "CREATE INDEX audit_by_tenant ON audit(tenant_id, seq);"
+    "CREATE INDEX audit_by_ts ON audit(ts_ms);",
+};
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- helpers shared by the module ---- */
+
+int store__rc(store *s, int sqlite_rc) {
+  switch (sqlite_rc) {
+  case SQLITE_OK:
+  case SQLITE_DONE:
+  case SQLITE_ROW: return 0;
+  case SQLITE_CONSTRAINT_UNIQUE:
+  case SQLITE_CONSTRAINT_PRIMARYKEY: return PL_EEXIST;
+  case SQLITE_CONSTRAINT_FOREIGNKEY: return PL_ENOTFOUND; /* the referenced tenant or user */
+  case SQLITE_NOMEM: return PL_ENOMEM;
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: break;
+  default:
+    if ((sqlite_rc & 0xff) == SQLITE_BUSY || (sqlite_rc & 0xff) == SQLITE_LOCKED)
+      return PL_EBUSY;
+    if ((sqlite_rc & 0xff) == SQLITE_CONSTRAINT)
+      return PL_EINVAL; /* CHECK, NOT NULL */
+    break;
+  }
+  PL_LOG(PL_LOG_ERROR, "store", "sqlite_rc=%d msg=\"%s\"", sqlite_rc,
+         s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sqlite_rc));
+  if ((sqlite_rc & 0xff) == SQLITE_CORRUPT || (sqlite_rc & 0xff) == SQLITE_NOTADB)
+    return PL_ECORRUPT;
+  return PL_EIO;
+}
+
+int store__stmt(store *s, int id, const char *sql, sqlite3_stmt **out) {
+  sqlite3_stmt *st = s->stmts[id];
+  if (!st) {
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK)
+      return store__rc(s, rc);
+    s->stmts[id] = st;
+  } else {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  *out = st;
+  return 0;
+}
+
+int store__prepare(store *s, const char *sql, sqlite3_stmt **out) {
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, out, NULL);
+  return rc == SQLITE_OK ? 0 : store__rc(s, rc);
+}
+
+int store__exec(store *s, sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : store__rc(s, rc == SQLITE_ROW ? SQLITE_MISUSE : rc);
+}
+
+int store__exec_one(store *s, sqlite3_stmt *st) {
+  int rc = store__exec(s, st);
+  if (rc < 0)
+    return rc;
+  return sqlite3_changes(s->db) > 0 ? 0 : PL_ENOTFOUND;
+}
+
+int store__step_row(store *s, sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    return 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? PL_ENOTFOUND : store__rc(s, rc);
+}
+
+int store__bind_str(sqlite3_stmt *st, int idx, const char *str, size_t bufsz) {
+  if (!str)
+    str = "";
+  size_t n = strnlen(str, bufsz);
+  if (n == bufsz)
+    return PL_EINVAL;
+  return sqlite3_bind_text(st, idx, str, (int)n, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : PL_ENOMEM;
+}
+
+int store__bind_hash(sqlite3_stmt *st, int idx, const uint8_t hash[32]) {
+  return sqlite3_bind_blob(st, idx, hash, 32, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : PL_ENOMEM;
+}
+
+void store__col_str(sqlite3_stmt *st, int col, char *out, size_t outsz) {
+  const unsigned char *text = sqlite3_column_text(st, col);
+  size_t n = text ? (size_t)sqlite3_column_bytes(st, col) : 0;
+  if (n > outsz - 1)
+    n = outsz - 1;
+  if (n)
+    memcpy(out, text, n);
+  out[n] = 0;
+}
+
+void store__col_hash(sqlite3_stmt *st, int col, uint8_t out[32]) {
+  const void *blob = sqlite3_column_blob(st, col);
+  if (blob && sqlite3_column_bytes(st, col) == 32)
+    memcpy(out, blob, 32);
+  else
+    memset(out, 0, 32);
+}
+
+int64_t store__limit(int limit) {
+  return limit > 0 ? limit : -1;
+}
+
+/* ---- open, migrate, close ---- */
+
+static int exec_sql(store *s, const char *sql) {
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : store__rc(s, rc);
+}
+
+static int read_user_version(store *s, int *version) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "PRAGMA user_version", &st);
+  if (rc < 0)
+    return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *version = sqlite3_column_int(st, 0);
+    rc = 0;
+  } else {
+    rc = store__rc(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int migrate(store *s, pl_err *err) {
+  int version, rc;
+  if ((rc = read_user_version(s, &version)) < 0)
+    return pl_err_set(err, rc, "reading schema version: %s", pl_strerror(rc));
+  if (version == MIGRATION_COUNT)
+    return 0;
+  if (version > MIGRATION_COUNT)
+    return pl_err_set(err, PL_ECONFLICT,
+                      "database schema version %d is newer than this program's %d", version,
+                      MIGRATION_COUNT);
+  if ((rc = exec_sql(s, "BEGIN IMMEDIATE")) < 0)
+    return pl_err_set(err, rc, "locking database for migration: %s", pl_strerror(rc));
+  /* Another process may have migrated between the first read and the lock. */
+  if ((rc = read_user_version(s, &version)) < 0)
+    goto fail;
+  if (version > MIGRATION_COUNT) {
+    rc = PL_ECONFLICT;
+    goto fail;
+  }
+  for (int i = version; i < MIGRATION_COUNT; i++) {
+    if ((rc = exec_sql(s, migrations[i])) < 0) {
+      exec_sql(s, "ROLLBACK");
+      return pl_err_set(err, rc, "applying migration %d: %s", i + 1, pl_strerror(rc));
+    }
+  }
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", MIGRATION_COUNT);
+  if ((rc = exec_sql(s, sql)) < 0 || (rc = exec_sql(s, "COMMIT")) < 0)
+    goto fail;
+  if (version < MIGRATION_COUNT)
+    PL_LOG(PL_LOG_INFO, "store", "migrated from=%d to=%d", version, MIGRATION_COUNT);
+  return 0;
+fail:
+  exec_sql(s, "ROLLBACK");
+  return pl_err_set(err, rc, "migrating schema: %s", pl_strerror(rc));
+}
+
+/* Switches to WAL. Changing the journal mode of a fresh file needs an exclusive lock, which a
+ * second process opening at the same moment may hold briefly; retry within the busy timeout. */
+static int set_wal(store *s, pl_err *err) {
+  for (int attempt = 0;; attempt++) {
+    sqlite3_stmt *st;
+    int rc = store__prepare(s, "PRAGMA journal_mode=WAL", &st);
+    if (rc < 0)
+      return pl_err_set(err, rc, "setting WAL mode: %s", pl_strerror(rc));
+    int step = sqlite3_step(st);
+    char mode[16] = "";
+    if (step == SQLITE_ROW)
+      store__col_str(st, 0, mode, sizeof mode);
+    sqlite3_finalize(st);
+    if (step == SQLITE_ROW) {
+      if (strcmp(mode, "wal") != 0)
+        return pl_err_set(err, PL_EIO, "database refused WAL mode (journal_mode=%s)", mode);
+      return 0;
+    }
+    if ((step & 0xff) != SQLITE_BUSY || attempt >= 50) {
+      rc = store__rc(s, step);
+      return pl_err_set(err, rc, "setting WAL mode: %s", pl_strerror(rc));
+    }
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* SQLite creates the database (and its -wal and -shm files, which take the database file's
+ * permissions) with the process umask. It holds password and token hashes, so make it 0600. */
+static int precreate(const char *path) {
+  if (path[0] == ':' || strncmp(path, "file:", 5) == 0)
+    return 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno == ENOENT ? PL_ENOTFOUND : PL_EIO;
+  close(fd);
+  return 0;
+}
+
+int store_open(const char *path, store **out, pl_err *err) {
+  if (!path || !out)
+    return pl_err_set(err, PL_EINVAL, "no database path");
+  int rc = precreate(path);
+  if (rc < 0)
+    return pl_err_set(err, rc, "creating %s: %s", path, strerror(errno));
+  store *s = calloc(1, sizeof *s);
+  if (!s)
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
+  /* NOMUTEX: a connection is used by one thread at a time (the pool hands it out). */
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  int src = sqlite3_open_v2(path, &s->db, flags, NULL);
+  if (src != SQLITE_OK) {
+    rc = s->db ? store__rc(s, src) : PL_ENOMEM;
+    pl_err_set(err, rc, "opening %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    store_close(s);
+    return rc;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  if ((rc = set_wal(s, err)) < 0)
+    goto fail;
+  if ((rc = exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")) < 0) {
+    pl_err_set(err, rc, "setting pragmas: %s", pl_strerror(rc));
+    goto fail;
+  }
+  if ((rc = migrate(s, err)) < 0)
+    goto fail;
+  *out = s;
+  return 0;
+fail:
+  store_close(s);
+  return rc;
+}
+
+void store_close(store *s) {
+  if (!s)
+    return;
+  for (int i = 0; i < STORE__STMT_COUNT; i++)
+    sqlite3_finalize(s->stmts[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+int store_schema_version(store *s) {
+  int version;
+  int rc = read_user_version(s, &version);
+  return rc < 0 ? rc : version;
+}
+
+/* ---- transactions ---- */
+
+int store_begin(store *s) {
+  sqlite3_stmt *st;
+  int rc = store__stmt(s, STORE__BEGIN, "BEGIN IMMEDIATE", &st);
+  return rc < 0 ? rc : store__exec(s, st);
+}
+
+int store_commit(store *s) {
+  sqlite3_stmt *st;
+  int rc = store__stmt(s, STORE__COMMIT, "COMMIT", &st);
+  return rc < 0 ? rc : store__exec(s, st);
+}
+
+int store_rollback(store *s) {
+  if (sqlite3_get_autocommit(s->db))
+    return 0; /* nothing open (SQLite may have rolled back) */
+  sqlite3_stmt *st;
+  int rc = store__stmt(s, STORE__ROLLBACK, "ROLLBACK", &st);
+  return rc < 0 ? rc : store__exec(s, st);
+}
+
+int store_in_transaction(store *s) {
+  return !sqlite3_get_autocommit(s->db);
+}
+
+/* ---- pool ---- */
+
+struct store_pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int size;
+  int nfree;
+  store **all;  /* every connection, closed by store_pool_free */
+  store **free; /* a stack of the idle ones */
+};
+
+int store_pool_new(const char *path, int size, store_pool **out, pl_err *err) {
+  if (size < 1 || size > 1024)
+    return pl_err_set(err, PL_EINVAL, "pool size %d out of 1..1024", size);
+  store_pool *p = calloc(1, sizeof *p);
+  if (!p)
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
+  p->all = calloc((size_t)size, sizeof *p->all);
+  p->free = calloc((size_t)size, sizeof *p->free);
+  if (!p->all || !p->free) {
+    free(p->all);
+    free(p->free);
+    free(p);
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
+  }
+  if (pthread_mutex_init(&p->mu, NULL) != 0) {
+    free(p->all);
+    free(p->free);
+    free(p);
+    return pl_err_set(err, PL_ENOMEM, "mutex init failed");
+  }
+  if (pthread_cond_init(&p->cv, NULL) != 0) {
+    pthread_mutex_destroy(&p->mu);
+    free(p->all);
+    free(p->free);
+    free(p);
+    return pl_err_set(err, PL_ENOMEM, "condvar init failed");
+  }
+  for (int i = 0; i < size; i++) {
+    int rc = store_open(path, &p->all[i], err);
+    if (rc < 0) {
+      p->size = i;
+      p->nfree = i;
+      store_pool_free(p);
+      return rc;
+    }
+    p->free[i] = p->all[i];
+  }
+  p->size = size;
+  p->nfree = size;
+  *out = p;
+  return 0;
+}
+
+void store_pool_free(store_pool *p) {
+  if (!p)
+    return;
+  if (p->nfree != p->size)
+    PL_LOG(PL_LOG_ERROR, "store", "pool freed with %d connection(s) still out", p->size - p->nfree);
+  for (int i = 0; i < p->size; i++)
+    store_close(p->all[i]);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p->all);
+  free(p->free);
+  free(p);
+}
+
+store *store_pool_get(store_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  while (p->nfree == 0)
+    pthread_cond_wait(&p->cv, &p->mu);
+  store *s = p->free[--p->nfree];
+  pthread_mutex_unlock(&p->mu);
+  return s;
+}
+
+void store_pool_put(store_pool *p, store *s) {
+  if (!s)
+    return;
+  /* A connection must come back without an open transaction, or the next user would inherit
+   * (and could commit) someone else's half-done work. */
+  if (!sqlite3_get_autocommit(s->db)) {
+    PL_LOG(PL_LOG_WARN, "store", "connection returned to pool inside a transaction; rolling back");
+    store_rollback(s);
+  }
+  pthread_mutex_lock(&p->mu);
+  p->free[p->nfree++] = s;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- counts ---- */
+
+int store_counts_get(store *s, int64_t tenant_id, int64_t now_ms, store_counts *out) {
+  static const char sql[] =
+      "SELECT"
+      " (SELECT count(*) FROM tenants WHERE ?1 = 0 OR id = ?1),"
+      " (SELECT count(*) FROM users WHERE ?1 = 0 OR tenant_id = ?1),"
+      " (SELECT count(*) FROM devices WHERE ?1 = 0 OR tenant_id = ?1),"
+      " (SELECT count(*) FROM devices WHERE (?1 = 0 OR tenant_id = ?1) AND last_seen_ms >= ?2),"
+      " (SELECT count(*) FROM tokens WHERE (?1 = 0 OR tenant_id = ?1) AND revoked_ms = 0"
+      "    AND (expires_ms = 0 OR expires_ms > ?3))";
+  sqlite3_stmt *st;
+  int rc = store__stmt(s, STORE__COUNTS, sql, &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  sqlite3_bind_int64(st, 2, now_ms - 24 * 3600 * 1000LL);
+  sqlite3_bind_int64(st, 3, now_ms);
+  if ((rc = store__step_row(s, st)) < 0)
+    return rc;
+  out->tenants = sqlite3_column_int64(st, 0);
+  out->users = sqlite3_column_int64(st, 1);
+  out->devices = sqlite3_column_int64(st, 2);
+  out->devices_seen_24h = sqlite3_column_int64(st, 3);
+  out->tokens_live = sqlite3_column_int64(st, 4);
+  sqlite3_reset(st);
+  return 0;
+}
