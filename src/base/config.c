@@ -235,9 +235,20 @@ int pl_config_markdown(pl_buf *out) {
     char ini[96];
     if (sep) snprintf(ini, sizeof ini, "[%.*s] %s", (int)(sep - o->name), o->name, sep + 1);
     else snprintf(ini, sizeof ini, "%s", o->name);
+    /* A '|' would end the Markdown cell: list the choices with commas. */
+    char choices[128] = "";
+    for (size_t k = 0, c = 0; o->choices && o->choices[k] && c + 3 < sizeof choices; k++) {
+      if (o->choices[k] == '|') {
+        choices[c++] = ',';
+        choices[c++] = ' ';
+      } else {
+        choices[c++] = o->choices[k];
+      }
+      choices[c] = 0;
+    }
     rc = pl_buf_printf(out, "| `%s` | `%s`%s%s%s | `%s` | `%s` | %s%s%s |\n", ini, flag, o->alias ? ", `--" : "",
                        o->alias ? o->alias : "", o->alias ? "`" : "", env, *o->dflt ? o->dflt : "—", o->help,
-                       o->choices ? " One of: " : "", o->choices ? o->choices : "");
+                       o->choices ? " One of: " : "", choices);
   }
   return rc;
 }
