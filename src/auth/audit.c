@@ -294,9 +294,14 @@ typedef struct verify_state {
 static int verify_record(void *ctx, const store_audit *r) {
   verify_state *v = ctx;
   if (r->seq != v->next_seq) {
-    v->bad_seq = r->seq;
-    return pl_err_set(v->err, PL_ECORRUPT, "record %lld follows record %lld: record(s) missing",
-                      (long long)r->seq, (long long)(v->next_seq - 1));
+    /* The first broken record is the first one missing. */
+    v->bad_seq = v->next_seq;
+    if (r->seq == v->next_seq + 1)
+      return pl_err_set(v->err, PL_ECORRUPT, "record %lld is missing (record %lld follows record %lld)",
+                        (long long)v->next_seq, (long long)r->seq, (long long)(v->next_seq - 1));
+    return pl_err_set(v->err, PL_ECORRUPT, "records %lld to %lld are missing (record %lld follows record %lld)",
+                      (long long)v->next_seq, (long long)(r->seq - 1), (long long)r->seq,
+                      (long long)(v->next_seq - 1));
   }
   if (sodium_memcmp(r->prev_hash, v->prev_hash, 32) != 0) {
     v->bad_seq = r->seq;

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "http/http.h"
+#include "tsdb/tsdb.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -92,13 +93,25 @@ int cli_serve(int argc, char **argv) {
 
   store_pool *pool = NULL;
   http_server *http = NULL;
+  tsdb *ts = NULL;
+  char tsdb_dir[1100];
+  cli_path(tsdb_dir, sizeof tsdb_dir, cfg.data_dir, "tsdb");
+  tsdb_opts topts = {.dir = tsdb_dir,
+                     .fsync_set = 1,
+                     .fsync = !strcmp(cfg.tsdb_fsync, "always")  ? TSDB_FSYNC_ALWAYS
+                              : !strcmp(cfg.tsdb_fsync, "never") ? TSDB_FSYNC_NEVER
+                                                                 : TSDB_FSYNC_INTERVAL,
+                     .fsync_interval_ns = cfg.tsdb_fsync_interval_ns,
+                     .background = 1};
   rc = store_pool_new(db_path, cfg.http_threads + 2, &pool, &err);
+  if (rc == 0) rc = tsdb_open(&topts, &ts, &err);
   if (rc == 0 && cfg.http_listen[0]) {
-    http_deps deps = {&cfg, pool, d.audit};
+    http_deps deps = {&cfg, pool, d.audit, ts};
     rc = http_server_start(&deps, cfg.http_listen, &http, &err);
   }
   if (rc < 0) {
     fprintf(stderr, "plateau serve: %s\n", err.msg[0] ? err.msg : pl_strerror(rc));
+    tsdb_close(ts);
     store_pool_free(pool);
     cli_data_close(&d);
     close(lock_fd);
@@ -113,6 +126,7 @@ int cli_serve(int argc, char **argv) {
   }
   PL_LOG(PL_LOG_INFO, "serve", "signal=%d shutting down", sig);
   http_server_stop(http);
+  tsdb_close(ts);
   store_pool_free(pool);
   cli_data_close(&d);
   close(lock_fd);

@@ -58,6 +58,11 @@ static int create(http_req *r) {
   json_t *body;
   int st = http_tenant(r, "token", &tenant);
   if (st || (st = http_body_json(r, fields, 3, &body))) return st;
+  if (!r->who.user_id && !manages_all(r)) {
+    /* A token that belongs to no user could not see or revoke what it made. */
+    json_decref(body);
+    return http_reply_error(r, 403, "only signed-in users and tenant-admins create tokens");
+  }
   const char *role = pl_json_str(body, "role", auth_role_name(r->who.role));
   const char *expires_in = pl_json_str(body, "expires_in", NULL);
   int64_t ttl_ns = 0;

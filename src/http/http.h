@@ -8,11 +8,13 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "store/store.h"
+#include "tsdb/tsdb.h"
 
 typedef struct http_deps {
   const pl_config *cfg;  /* borrowed; outlives the server */
   store_pool *pool;      /* borrowed */
   auth_audit *audit;     /* borrowed */
+  tsdb *tsdb;            /* borrowed; the time-series engine */
 } http_deps;
 
 typedef struct http_server http_server;

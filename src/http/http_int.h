@@ -59,6 +59,8 @@ extern const http_route api_device_routes[];
 extern const size_t api_device_nroutes;
 extern const http_route api_audit_routes[];
 extern const size_t api_audit_nroutes;
+extern const http_route api_telemetry_routes[];
+extern const size_t api_telemetry_nroutes;
 
 /* ---- responses ---- */
 /* Sets a JSON response (takes ownership of body, which may be NULL for no body). */

@@ -275,7 +275,8 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
                {api_user_routes, api_user_nroutes},
                {api_token_routes, api_token_nroutes},
                {api_device_routes, api_device_nroutes},
-               {api_audit_routes, api_audit_nroutes}};
+               {api_audit_routes, api_audit_nroutes},
+               {api_telemetry_routes, api_telemetry_nroutes}};
   for (size_t i = 0; i < sizeof areas / sizeof areas[0] && rc == 0; i++) rc = append_routes(s, areas[i].r, areas[i].n);
   if (rc < 0) {
     http_server_stop(s);

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,10 +303,20 @@ static int set_wal(store *s, pl_err *err) {
 
 /* SQLite creates the database (and its -wal and -shm files, which take the database file's
  * permissions) with the process umask. It holds password and token hashes, so make it 0600. */
+/* Creates the database file with mode 0600 before SQLite does (SQLite would use 0644).
+ * Only when it does not exist yet: closing a descriptor of a file drops every POSIX lock the
+ * process holds on it, including the shared lock of SQLite's WAL mode held by connections
+ * already open, after which another process (a CLI command) could believe itself the last
+ * user and remove the -wal file under this one. */
 static int precreate(const char *path) {
   if (path[0] == ':' || strncmp(path, "file:", 5) == 0)
     return 0;
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  struct stat st;
+  if (stat(path, &st) == 0)
+    return 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST)
+    return 0;
   if (fd < 0)
     return errno == ENOENT ? PL_ENOTFOUND : PL_EIO;
   close(fd);

@@ -629,13 +629,13 @@ static void test_audit_concurrent_and_tamper(void **state) {
            "UPDATE audit SET prev_hash = (SELECT hash FROM audit WHERE seq = 599) WHERE seq = 600");
   expect_intact(a, f->s, 800);
 
-  /* A deleted record: the one after the gap is named. */
+  /* A deleted record: the missing one is named. */
   raw_exec(f->db_path, "DELETE FROM audit WHERE seq = 500");
-  expect_broken_at(a, f->s, 501);
+  expect_broken_at(a, f->s, 500);
   raw_exec(f->db_path, "DELETE FROM audit WHERE seq = 100");
-  expect_broken_at(a, f->s, 101);
+  expect_broken_at(a, f->s, 100);
   raw_exec(f->db_path, "DELETE FROM audit WHERE seq = 1");
-  expect_broken_at(a, f->s, 2);
+  expect_broken_at(a, f->s, 1);
   auth_audit_free(a);
 }
 
