@@ -229,7 +229,7 @@ static int chunk_cmp(const void *a, const void *b) {
 }
 
 void group_chunks_sorted(group *g) {
-  qsort(g->chunks, g->nchunks, sizeof *g->chunks, chunk_cmp);
+  if (g->nchunks > 1) qsort(g->chunks, g->nchunks, sizeof *g->chunks, chunk_cmp);
   int64_t max_end = INT64_MIN;
   for (size_t c = 0; c < g->nchunks; c++) g->chunks[c].overlaps = 0;
   size_t max_at = 0;
@@ -1198,15 +1198,13 @@ void tsdb_close(tsdb *db) {
   }
   tsdb_wal_close(db->wal);
   cs_close(db->cs);
-  for (size_t id = 0; id < db->by_id_cap; id++) group_free(db->by_id[id]);
-  /* Groups created in memory but never given an id only exist in the map. */
+  /* Every group is in the map (by_id only indexes those with an id). */
   if (db->groups) {
     size_t it = 0;
     const void *k;
     size_t kl;
     void *v;
-    while (pl_map_next(db->groups, &it, &k, &kl, &v))
-      if (((group *)v)->id == 0) group_free(v);
+    while (pl_map_next(db->groups, &it, &k, &kl, &v)) group_free(v);
     pl_map_free(db->groups);
   }
   free(db->by_id);

@@ -557,7 +557,7 @@ int tsdb_aggregate(tsdb *db, int64_t tenant_id, uint64_t group_id, const char *f
     npieces = 0;
     rc = read_series(db, tenant_id, group_id, field, spec->start_ns, spec->end_ns, NULL, 0, &pts);
   }
-  qsort(pieces, npieces, sizeof *pieces, cmp_stat_piece);
+  if (npieces) qsort(pieces, npieces, sizeof *pieces, cmp_stat_piece);
 
   /* 3. Walk buckets in time order. */
   agg_acc acc;
