@@ -188,6 +188,11 @@ static enum MHD_Result queue(http_req *r) {
   return ret;
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+  return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -209,6 +214,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     pl_net_addr_str(ci ? ci->client_addr : NULL, r->remote, sizeof r->remote);
     *con_cls = r;
+    /* The request line and headers are measured here, against the documented limit, so the
+     * answer is the JSON error of every other refusal; libmicrohttpd's own (larger) memory
+     * limit only catches what is far beyond it. */
+    size_t header_bytes = strlen(url) + strlen(method) + 16;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &header_bytes);
+    if (header_bytes > (size_t)s->deps.cfg->http_max_header_bytes) {
+      r->body_too_large = 1;
+      http_reply_error(r, 431, "the request line and headers are larger than %lld bytes",
+                       (long long)s->deps.cfg->http_max_header_bytes);
+      return queue(r);
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->deps.cfg->http_max_body_bytes) {
       r->body_too_large = 1;
@@ -296,7 +312,7 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO, 0, NULL, NULL, on_request, s,
       MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-      timeout_s ? timeout_s : 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes,
+      timeout_s ? timeout_s : 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes * 8 + 65536,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
   if (!s->mhd) {
