@@ -85,11 +85,18 @@ static int store_fail(int rc, pl_err *err, const char *what) {
   return pl_err_set(err, rc, "%s: %s", what, pl_strerror(rc));
 }
 
+static int check_retention(const store_tenant *t, pl_err *err) {
+  if (t->retention_days < 0 || t->retention_days > 36500)
+    return pl_err_set(err, PL_EINVAL, "retention_days must be 0 (keep for ever) to 36500");
+  return 0;
+}
+
 int admin_tenant_create(admin_ctx *c, store_tenant *t, pl_err *err) {
   char target[96];
   snprintf(target, sizeof target, "tenant:%s", t->name);
   int rc = admin_check_tenant_name(t->name, err);
   if (rc == 0) rc = admin_check_text("display_name", t->display_name, 255, err);
+  if (rc == 0) rc = check_retention(t, err);
   if (rc == 0 && (rc = store_tenant_create(c->db, t)) < 0) store_fail(rc, err, "tenant");
   return finish(c, rc, rc == 0 ? t->id : 0, "tenant.create", target, err);
 }
@@ -100,6 +107,7 @@ int admin_tenant_update(admin_ctx *c, const store_tenant *t, pl_err *err) {
   int rc = admin_check_text("display_name", t->display_name, 255, err);
   if (rc == 0) rc = admin_check_text("prefecture", t->prefecture, 63, err);
   if (rc == 0) rc = admin_check_text("industry", t->industry, 63, err);
+  if (rc == 0) rc = check_retention(t, err);
   if (rc == 0 && (rc = store_tenant_update(c->db, t)) < 0) store_fail(rc, err, "tenant");
   return finish(c, rc, t->id, "tenant.update", target, err);
 }

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/fs.h"
 #include "base/log.h"
@@ -22,6 +23,25 @@ static const char usage_head[] =
     "\n"
     "Runs the regional platform on the data directory DIR. Settings come from the defaults, then\n"
     "the INI file of --config, then PLATEAU_* environment variables, then these flags:\n\n";
+
+/* Time-series upkeep driven by the metadata: tenants' retention, and deletion of the data of
+ * tenants that no longer exist (deleted with the CLI, or while the server was down). */
+static void maintenance(store *db, tsdb *ts, int retention) {
+  int64_t ids[1024];
+  int n = tsdb_tenants(ts, ids, 1024);
+  for (int i = 0; i < n && i < 1024; i++) {
+    store_tenant t;
+    int rc = store_tenant_get(db, ids[i], &t);
+    if (rc == PL_ENOTFOUND) {
+      pl_err err = {{0}};
+      int64_t gone = tsdb_delete(ts, ids[i], (tsdb_str){NULL, 0}, 0, INT64_MIN, INT64_MAX, &err);
+      PL_LOG(PL_LOG_INFO, "serve", "deleted time series of removed tenant=%lld points=%lld", (long long)ids[i],
+             (long long)gone);
+    } else if (rc == 0 && retention && t.retention_days > 0) {
+      tsdb_retention_apply(ts, t.id, (int64_t)t.retention_days * 86400 * 1000000000LL, pl_now_ns());
+    }
+  }
+}
 
 int cli_serve(int argc, char **argv) {
   pl_config cfg;
@@ -121,8 +141,17 @@ int cli_serve(int argc, char **argv) {
   PL_LOG(PL_LOG_INFO, "serve", "version=%s data=%s http=%s http_port=%d", PLATEAU_VERSION, cfg.data_dir,
          pl_log_quote(cfg.http_listen, listen_q, sizeof listen_q), http ? http_server_port(http) : 0);
 
+  /* The main thread waits for a signal and, once a minute, runs maintenance. */
   int sig = 0;
-  while (sigwait(&sigs, &sig) != 0) {
+  int64_t last_retention_ns = 0;
+  for (;;) {
+    struct timespec tick = {60, 0};
+    sig = sigtimedwait(&sigs, NULL, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    int64_t now = pl_mono_ns();
+    int retention = now - last_retention_ns > 3600LL * 1000000000;
+    if (retention) last_retention_ns = now;
+    maintenance(d.db, ts, retention);
   }
   PL_LOG(PL_LOG_INFO, "serve", "signal=%d shutting down", sig);
   http_server_stop(http);

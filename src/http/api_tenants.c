@@ -5,9 +5,9 @@
 #include <string.h>
 
 static json_t *tenant_json(const store_tenant *t) {
-  return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o}", "id", (json_int_t)t->id, "name", t->name, "display_name",
-                   t->display_name, "prefecture", t->prefecture, "industry", t->industry, "created",
-                   http_time_json(t->created_ms));
+  return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "id", (json_int_t)t->id, "name", t->name, "display_name",
+                   t->display_name, "prefecture", t->prefecture, "industry", t->industry, "retention_days",
+                   t->retention_days, "created", http_time_json(t->created_ms));
 }
 
 static int add_tenant(void *ctx, const store_tenant *x) {
@@ -37,6 +37,7 @@ static const pl_json_field tenant_fields[] = {
     {"display_name", PL_JSON_STRING, 0, 255, 1},
     {"prefecture", PL_JSON_STRING, 0, 63, 1},
     {"industry", PL_JSON_STRING, 0, 63, 1},
+    {"retention_days", PL_JSON_INTEGER, 0, 0, 1},
 };
 
 static void copy_fields(store_tenant *t, const json_t *body) {
@@ -44,11 +45,16 @@ static void copy_fields(store_tenant *t, const json_t *body) {
   if ((v = pl_json_str(body, "display_name", NULL))) snprintf(t->display_name, sizeof t->display_name, "%s", v);
   if ((v = pl_json_str(body, "prefecture", NULL))) snprintf(t->prefecture, sizeof t->prefecture, "%s", v);
   if ((v = pl_json_str(body, "industry", NULL))) snprintf(t->industry, sizeof t->industry, "%s", v);
+  json_t *days = json_object_get(body, "retention_days");
+  if (json_is_integer(days)) {
+    json_int_t d = json_integer_value(days);
+    t->retention_days = d < 0 ? -1 : d > 36500 ? 36501 : (int)d; /* out of range: refused by admin_ */
+  }
 }
 
 static int create(http_req *r) {
   json_t *body;
-  int st = http_body_json(r, tenant_fields, 4, &body);
+  int st = http_body_json(r, tenant_fields, 5, &body);
   if (st) return st;
   store_tenant t;
   memset(&t, 0, sizeof t);
@@ -90,12 +96,13 @@ static int update(http_req *r) {
       {"display_name", PL_JSON_STRING, 0, 255, 1},
       {"prefecture", PL_JSON_STRING, 0, 63, 1},
       {"industry", PL_JSON_STRING, 0, 63, 1},
+      {"retention_days", PL_JSON_INTEGER, 0, 0, 1},
   };
   store_tenant t;
   int st = lookup(r, &t);
   if (st) return st;
   json_t *body;
-  if ((st = http_body_json(r, fields, 3, &body))) return st;
+  if ((st = http_body_json(r, fields, 4, &body))) return st;
   copy_fields(&t, body);
   json_decref(body);
   pl_err err = {{0}};
@@ -113,7 +120,11 @@ static int delete(http_req *r) {
   pl_err err = {{0}};
   admin_ctx c = http_admin(r);
   int rc = admin_tenant_delete(&c, &t, &err);
-  return rc < 0 ? http_reply_pl(r, rc, &err) : http_reply_empty(r, 204);
+  if (rc < 0) return http_reply_pl(r, rc, &err);
+  /* Its time-series data goes at once; the server's maintenance sweep catches any left behind
+   * (a crash here, or a tenant deleted with the CLI). */
+  if (r->deps->tsdb) tsdb_delete(r->deps->tsdb, t.id, (tsdb_str){NULL, 0}, 0, INT64_MIN, INT64_MAX, &err);
+  return http_reply_empty(r, 204);
 }
 
 const http_route api_tenant_routes[] = {

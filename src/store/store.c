@@ -108,6 +108,9 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX audit_by_tenant ON audit(tenant_id, seq);"
     "CREATE INDEX audit_by_ts ON audit(ts_ms);",
+    /* 2: how long a tenant's time-series data is kept (0: for ever). */
+    "ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (retention_days >= 0 AND retention_days <= 36500);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

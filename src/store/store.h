@@ -65,13 +65,15 @@ typedef struct store_tenant {
   char prefecture[64];
   char industry[64];
   int64_t created_ms;
+  int retention_days; /* time-series data older than this is dropped; 0 keeps it for ever */
 } store_tenant;
 typedef int (*store_tenant_cb)(void *ctx, const store_tenant *t);
 
 int store_tenant_create(store *s, store_tenant *t); /* writes t->id, t->created_ms */
 int store_tenant_get(store *s, int64_t id, store_tenant *out);
 int store_tenant_get_by_name(store *s, const char *name, store_tenant *out);
-int store_tenant_update(store *s, const store_tenant *t); /* by id: display_name, prefecture, industry */
+/* By id: display_name, prefecture, industry, retention_days. */
+int store_tenant_update(store *s, const store_tenant *t);
 /* Deletes the tenant and every row that belongs to it (users, tokens, devices). Audit records
  * are kept: the log is append-only. */
 int store_tenant_delete(store *s, int64_t id);

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#define TENANT_COLS "id, name, display_name, prefecture, industry, created_ms"
+#define TENANT_COLS "id, name, display_name, prefecture, industry, created_ms, retention_days"
 
 static void tenant_from_row(sqlite3_stmt *st, store_tenant *t) {
   memset(t, 0, sizeof *t);
@@ -17,13 +17,14 @@ static void tenant_from_row(sqlite3_stmt *st, store_tenant *t) {
   store__col_str(st, 3, t->prefecture, sizeof t->prefecture);
   store__col_str(st, 4, t->industry, sizeof t->industry);
   t->created_ms = sqlite3_column_int64(st, 5);
+  t->retention_days = (int)sqlite3_column_int64(st, 6);
 }
 
 int store_tenant_create(store *s, store_tenant *t) {
   sqlite3_stmt *st;
   int rc = store__stmt(s, STORE__TENANT_INSERT,
-                       "INSERT INTO tenants (name, display_name, prefecture, industry, created_ms)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5)",
+                       "INSERT INTO tenants (name, display_name, prefecture, industry, created_ms,"
+                       " retention_days) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                        &st);
   if (rc < 0)
     return rc;
@@ -34,6 +35,7 @@ int store_tenant_create(store *s, store_tenant *t) {
       (rc = STORE__BIND_STR(st, 4, t->industry)) < 0)
     return rc;
   sqlite3_bind_int64(st, 5, now);
+  sqlite3_bind_int64(st, 6, t->retention_days);
   if ((rc = store__exec(s, st)) < 0)
     return rc;
   t->id = sqlite3_last_insert_rowid(s->db);
@@ -77,8 +79,8 @@ int store_tenant_get_by_name(store *s, const char *name, store_tenant *out) {
 int store_tenant_update(store *s, const store_tenant *t) {
   sqlite3_stmt *st;
   int rc = store__stmt(s, STORE__TENANT_UPDATE,
-                       "UPDATE tenants SET display_name = ?2, prefecture = ?3, industry = ?4"
-                       " WHERE id = ?1",
+                       "UPDATE tenants SET display_name = ?2, prefecture = ?3, industry = ?4,"
+                       " retention_days = ?5 WHERE id = ?1",
                        &st);
   if (rc < 0)
     return rc;
@@ -87,6 +89,7 @@ int store_tenant_update(store *s, const store_tenant *t) {
       (rc = STORE__BIND_STR(st, 3, t->prefecture)) < 0 ||
       (rc = STORE__BIND_STR(st, 4, t->industry)) < 0)
     return rc;
+  sqlite3_bind_int64(st, 5, t->retention_days);
   return store__exec_one(s, st);
 }
 

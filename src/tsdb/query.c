@@ -664,3 +664,27 @@ int tsdb_latest(tsdb *db, int64_t tenant_id, uint64_t group_id,
   free(from);
   return rc;
 }
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int tsdb_tenants(tsdb *db, int64_t *out, size_t max) {
+  pthread_rwlock_rdlock(&db->lock);
+  int64_t *all = malloc((db->by_id_cap ? db->by_id_cap : 1) * sizeof *all);
+  size_t n = 0;
+  for (size_t id = 1; all && id < db->by_id_cap; id++)
+    if (db->by_id[id]) all[n++] = db->by_id[id]->tenant_id;
+  pthread_rwlock_unlock(&db->lock);
+  if (!all) return PL_ENOMEM;
+  if (n > 1) qsort(all, n, sizeof *all, cmp_i64);
+  size_t u = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (k && all[k] == all[k - 1]) continue;
+    if (u < max) out[u] = all[k];
+    u++;
+  }
+  free(all);
+  return (int)u;
+}

@@ -229,6 +229,9 @@ int64_t tsdb_delete(tsdb *db, int64_t tenant_id, tsdb_str measurement, uint64_t 
                     int64_t end_ns, pl_err *err);
 /* Drops every chunk of the tenant whose newest point is older than now - retention_ns. */
 int tsdb_retention_apply(tsdb *db, int64_t tenant_id, int64_t retention_ns, int64_t now_ns);
+/* Writes the ids of the tenants that have data (at most max, ascending) to out; returns how
+ * many there are in all. */
+int tsdb_tenants(tsdb *db, int64_t *out, size_t max);
 /* Persists every head, merges small and overlapping chunks, trims the WAL. */
 int tsdb_checkpoint(tsdb *db);
 
