@@ -15,7 +15,10 @@ FUZZ_SECONDS ?= 60
 PYTHON ?= /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build build-san build-fuzz run test unit integration fuzz-smoke fuzz bench clean format
+.PHONY: deps build build-san build-fuzz run test unit tsan integration fuzz-smoke fuzz bench clean format
+
+# Tests that exercise threads, run again under ThreadSanitizer.
+TSAN_TESTS = tsdb_concurrency_test tsdb_wal_test store_test auth_test
 
 deps:
 	@bash scripts/install-deps.sh
@@ -38,6 +41,11 @@ run: build
 unit: build-san
 	@cd build-san && ctest --output-on-failure -j $(JOBS)
 
+tsan: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPLATEAU_TSAN=ON >/dev/null
+	@ninja -C build-tsan $(TSAN_TESTS)
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^($(subst $(eval) ,|,$(TSAN_TESTS)))$$'
+
 integration: build-san
 	@PLATEAU_BIN=$(CURDIR)/build-san/plateau $(PYTHON) -m pytest -q tests/integration
 
@@ -47,7 +55,7 @@ fuzz-smoke: build-fuzz
 fuzz: build-fuzz
 	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-test: unit integration fuzz-smoke
+test: unit tsan integration fuzz-smoke
 
 bench: build
 	@bash bench/run.sh

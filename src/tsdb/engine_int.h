@@ -17,7 +17,7 @@ struct tsdb {
   size_t by_id_cap;
   int failed;      /* sticky: a WAL write failed */
   int replaying;
-  uint64_t wal_bytes_since_checkpoint;
+  _Atomic uint64_t wal_bytes_since_checkpoint; /* read by writers without the lock */
   int64_t last_checkpoint_ns;
   /* background flusher */
   pthread_t thread;
