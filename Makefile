@@ -25,15 +25,15 @@ deps:
 
 build: deps
 	@cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLATEAU_TESTS=OFF >/dev/null
-	@ninja -C build plateau
+	@ninja --quiet -C build plateau
 
 build-san: deps
 	@cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPLATEAU_SANITIZE=ON >/dev/null
-	@ninja -C build-san
+	@ninja --quiet -C build-san
 
 build-fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DPLATEAU_FUZZ=ON >/dev/null
-	@ninja -C build-fuzz
+	@ninja --quiet -C build-fuzz
 
 run: build
 	@bash scripts/run.sh "$(DATA)" "$(HTTP)" "$(MQTT)" "$(HANDLE)"
@@ -43,7 +43,7 @@ unit: build-san
 
 tsan: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPLATEAU_TSAN=ON >/dev/null
-	@ninja -C build-tsan $(TSAN_TESTS)
+	@ninja --quiet -C build-tsan $(TSAN_TESTS)
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^($(subst $(eval) ,|,$(TSAN_TESTS)))$$'
 
 integration: build-san

@@ -15,7 +15,7 @@ fi
 cat <<TXT
 
   Plateau is starting.
-    API and console:  http://$http/
+    HTTP API:         http://$http/api/v1/  (docs/api.md)
     health check:     curl http://$http/healthz
     sign in:          user "admin", password "$(cat "$creds" 2>/dev/null || echo '(set at init)')"
       curl -s -X POST http://$http/api/v1/login -H 'Content-Type: application/json' \\
