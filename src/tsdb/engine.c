@@ -562,6 +562,7 @@ int tsdb_write(tsdb *db, int64_t tenant_id, const tsdb_row *rows, size_t nrows, 
   memset(&u, 0, sizeof u);
   pl_buf rec;
   pl_buf_init(&rec, 0);
+  uint64_t lsn = 0;
   if ((rc = batch_prepare(&b, tenant_id, rows, nrows, err)) < 0) goto out;
   /* The WAL record is built before taking the lock: it depends only on the input. */
   rc = pl_buf_append_byte(&rec, 1);
@@ -585,8 +586,9 @@ int tsdb_write(tsdb *db, int64_t tenant_id, const tsdb_row *rows, size_t nrows, 
   } else {
     for (size_t i = 0; i < u.ncreated; i++) stats->series_created += u.created[i]->nfields;
     for (size_t i = 0; i < u.ntouched; i++) stats->series_created += u.touched[i]->nfields - u.touched_nfields[i];
-    uint64_t lsn = 0;
-    rc = tsdb_wal_append(db->wal, rec.data, rec.len, &lsn);
+    /* Written under the lock (so WAL order is head order), made durable after it (so
+     * concurrent writers share one fsync under the "always" policy). */
+    rc = tsdb_wal_write(db->wal, rec.data, rec.len, &lsn);
     if (rc == PL_ELIMIT) {
       rc = pl_err_set(err, PL_ELIMIT, "the batch is too large for one write; send fewer rows");
     } else if (rc < 0) {
@@ -605,6 +607,13 @@ int tsdb_write(tsdb *db, int64_t tenant_id, const tsdb_row *rows, size_t nrows, 
     }
   }
   pthread_rwlock_unlock(&db->lock);
+  if (rc == 0 && (rc = tsdb_wal_wait(db->wal, lsn)) < 0) {
+    pthread_rwlock_wrlock(&db->lock);
+    db->failed = 1;
+    pthread_rwlock_unlock(&db->lock);
+    PL_LOG(PL_LOG_ERROR, "tsdb", "wal fsync failed; refusing writes from now on");
+    rc = pl_err_set(err, PL_ESTATE, "the time-series write-ahead log could not be made durable; the write may be lost");
+  }
   if (rc == 0 && db->wal_bytes_since_checkpoint > db->opts.checkpoint_wal_bytes && db->opts.background)
     wake_flusher(db, 1);
 out:

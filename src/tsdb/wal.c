@@ -143,6 +143,7 @@ typedef struct wal_req {
   uint32_t payload_crc;
   uint8_t hdr[WAL_REC_HDR_BYTES]; /* framed by the leader */
   uint64_t lsn;                   /* given by the leader */
+  int nosync;                     /* written only: the caller waits with tsdb_wal_wait */
   int rc;
   int done;
   struct wal_req *next;
@@ -169,6 +170,7 @@ struct tsdb_wal {
   int state;
   int failed;
   int io_busy;
+  int syncing; /* a tsdb_wal_wait caller is fsyncing */
   int stopping;
   wal_req *pending_head, *pending_tail;
   uint64_t next_lsn, written_end, synced_end;
@@ -424,7 +426,9 @@ static int wal_write_batch(tsdb_wal *w, wal_req *batch, const char **op) {
     w->seg_bytes += rec_bytes;
   }
   if ((rc = writev_all(w->fd, w->iov, n)) < 0) return rc;
-  if (w->policy == TSDB_FSYNC_ALWAYS) {
+  int want_sync = 0;
+  for (wal_req *r = batch; r; r = r->next) want_sync |= !r->nosync;
+  if (w->policy == TSDB_FSYNC_ALWAYS && want_sync) {
     *op = "fsync";
     if ((rc = wal_fsync(w, w->fd, 0)) < 0) return rc;
   }
@@ -859,7 +863,43 @@ int tsdb_wal_replay(tsdb_wal *w, int (*cb)(void *ctx, uint64_t lsn, const uint8_
 
 /* ---- append ------------------------------------------------------------------------------ */
 
+static int appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t *lsn, int nosync);
+
 int tsdb_wal_appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t *lsn) {
+  return appendv(w, iov, iovcnt, lsn, 0);
+}
+
+int tsdb_wal_write(tsdb_wal *w, const void *payload, size_t len, uint64_t *lsn) {
+  if (!payload && len) return PL_EINVAL;
+  struct iovec iov = {(void *)payload, len};
+  return appendv(w, &iov, 1, lsn, 1);
+}
+
+int tsdb_wal_wait(tsdb_wal *w, uint64_t lsn) {
+  if (!w) return PL_EINVAL;
+  pthread_mutex_lock(&w->mu);
+  int rc = 0;
+  if (w->state != WAL_ACTIVE) {
+    rc = PL_ESTATE;
+  } else if (w->policy == TSDB_FSYNC_ALWAYS) {
+    /* One waiter fsyncs for everyone written so far; the others wait for it. */
+    while (rc == 0 && !w->failed && w->synced_end <= lsn) {
+      if (w->syncing || w->io_busy) {
+        pthread_cond_wait(&w->cv, &w->mu);
+        continue;
+      }
+      w->syncing = 1;
+      rc = wal_sync_locked(w);
+      w->syncing = 0;
+      pthread_cond_broadcast(&w->cv);
+    }
+  }
+  if (w->failed) rc = PL_EIO;
+  pthread_mutex_unlock(&w->mu);
+  return rc;
+}
+
+static int appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t *lsn, int nosync) {
   if (!w || !iov || iovcnt < 1 || iovcnt > WAL_APPENDV_IOV_MAX) return PL_EINVAL;
   size_t len = 0;
   uint32_t crc = 0;
@@ -872,7 +912,7 @@ int tsdb_wal_appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t 
   /* The expensive part of the CRC, outside the lock so appenders checksum in parallel. */
   for (int i = 0; i < iovcnt; i++) crc = pl_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
 
-  wal_req req = {.iov = iov, .iovcnt = iovcnt, .len = (uint32_t)len, .payload_crc = crc};
+  wal_req req = {.iov = iov, .iovcnt = iovcnt, .len = (uint32_t)len, .payload_crc = crc, .nosync = nosync};
   pthread_mutex_lock(&w->mu);
   if (w->state != WAL_ACTIVE || w->failed) {
     int rc = w->state != WAL_ACTIVE ? PL_ESTATE : PL_EIO;
@@ -911,7 +951,9 @@ int tsdb_wal_appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t 
       rc = PL_EIO; /* an fsync failed meanwhile: what we wrote may not survive */
     } else {
       w->written_end = end;
-      if (w->policy == TSDB_FSYNC_ALWAYS && w->synced_end < end) w->synced_end = end;
+      int synced = 0;
+      for (wal_req *r = batch; r; r = r->next) synced |= !r->nosync;
+      if (w->policy == TSDB_FSYNC_ALWAYS && synced && w->synced_end < end) w->synced_end = end;
     }
     for (wal_req *r = batch, *next; r; r = next) {
       next = r->next;

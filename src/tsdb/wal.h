@@ -115,6 +115,15 @@ int tsdb_wal_append(tsdb_wal *w, const void *payload, size_t len, uint64_t *lsn)
  * call returns), so a batch can be framed without copying. iovcnt must be 1..1023. */
 int tsdb_wal_appendv(tsdb_wal *w, const struct iovec *iov, int iovcnt, uint64_t *lsn);
 
+/* The two halves of tsdb_wal_append, for callers that must write records in an order they
+ * control (under their own lock) without holding that lock through an fsync:
+ * tsdb_wal_write writes the record (it survives a process crash once this returns) and gives
+ * its LSN; tsdb_wal_wait(lsn) returns once that record is durable under the policy (under
+ * ALWAYS it fsyncs, one caller for all waiting; otherwise it returns at once). Errors as for
+ * tsdb_wal_append; a failed WAL makes tsdb_wal_wait return PL_EIO. */
+int tsdb_wal_write(tsdb_wal *w, const void *payload, size_t len, uint64_t *lsn);
+int tsdb_wal_wait(tsdb_wal *w, uint64_t lsn);
+
 /* Fsyncs every record written so far, under any policy. 0, PL_ESTATE (before replay), or PL_EIO
  * (the WAL is failed: a failing fsync here fails it too). */
 int tsdb_wal_sync(tsdb_wal *w);

@@ -1033,6 +1033,53 @@ static void test_callback_error_leaves_files(void **state) {
   tmpdir_free(dir);
 }
 
+
+static int cb_count_records(void *ctx, uint64_t lsn, const uint8_t *p, size_t len) {
+  (void)lsn, (void)p, (void)len;
+  (*(uint64_t *)ctx)++;
+  return 0;
+}
+
+/* tsdb_wal_write + tsdb_wal_wait: writes cost no fsync until someone waits; one wait covers
+ * every record written before it; a failing fsync fails the wait and the WAL. */
+static void test_write_then_wait(void **state) {
+  (void)state;
+  char *dir = tmpdir_new();
+  sync_ctl ctl = {0};
+  tsdb_wal *w = wal_open_ok(dir, TSDB_FSYNC_ALWAYS, 0, &ctl);
+  assert_int_equal(tsdb_wal_replay(w, NULL, NULL, NULL), 0);
+  int syncs = atomic_load(&ctl.file_syncs);
+  uint8_t p[32] = {7};
+  uint64_t l1 = 0, l2 = 0, l3 = 0;
+  assert_int_equal(tsdb_wal_write(w, p, sizeof p, &l1), 0);
+  assert_int_equal(tsdb_wal_write(w, p, sizeof p, &l2), 0);
+  assert_int_equal(tsdb_wal_write(w, p, sizeof p, &l3), 0);
+  assert_true(l1 < l2 && l2 < l3);
+  assert_int_equal(atomic_load(&ctl.file_syncs), syncs);
+  assert_int_equal(tsdb_wal_wait(w, l3), 0);
+  assert_int_equal(atomic_load(&ctl.file_syncs), syncs + 1);
+  assert_int_equal(tsdb_wal_wait(w, l1), 0); /* already durable: no second fsync */
+  assert_int_equal(atomic_load(&ctl.file_syncs), syncs + 1);
+  /* A plain append still fsyncs by itself. */
+  assert_int_equal(tsdb_wal_append(w, p, sizeof p, NULL), 0);
+  assert_int_equal(atomic_load(&ctl.file_syncs), syncs + 2);
+  uint64_t l4 = 0;
+  assert_int_equal(tsdb_wal_write(w, p, sizeof p, &l4), 0);
+  atomic_store(&ctl.fail_file, 1);
+  assert_int_equal(tsdb_wal_wait(w, l4), PL_EIO);
+  assert_int_equal(tsdb_wal_failed(w), 1);
+  assert_int_equal(tsdb_wal_write(w, p, sizeof p, NULL), PL_EIO);
+  tsdb_wal_close(w);
+  /* Records acknowledged by a successful wait are there after a reopen. */
+  atomic_store(&ctl.fail_file, 0);
+  w = wal_open_ok(dir, TSDB_FSYNC_ALWAYS, 0, &ctl);
+  uint64_t count = 0;
+  assert_int_equal(tsdb_wal_replay(w, cb_count_records, &count, NULL), 0);
+  assert_true(count >= 4);
+  tsdb_wal_close(w);
+  tmpdir_free(dir);
+}
+
 int main(void) {
   pl_log_set_level(PL_LOG_ERROR);
   const struct CMUnitTest tests[] = {
@@ -1056,6 +1103,7 @@ int main(void) {
       cmocka_unit_test(test_record_size_limit),
       cmocka_unit_test(test_states_and_lock),
       cmocka_unit_test(test_callback_error_leaves_files),
+      cmocka_unit_test(test_write_then_wait),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
