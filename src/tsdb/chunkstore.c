@@ -3,7 +3,11 @@
  *
  *   groups(id, tenant_id, key BLOB UNIQUE, fields BLOB, persisted_lsn)
  *   chunks(id, group_id, start_ts, end_ts, nrows, meta BLOB, data BLOB)
+ *   rollups(id, group_id, start_ts, end_ts, nrows, meta BLOB)
  *
+ * A rollup is what retention leaves of a chunk: its per-column statistics (count, sum, min,
+ * max, first, last over its partition, an hour by default), so long-range aggregates still
+ * answer after the points are gone.
  * `meta` carries what the in-memory index needs (column to field map, per-column statistics)
  * so start-up reads no chunk data. Writes come from the engine's write path (new groups) and
  * its flusher, serialised on one connection by a recursive mutex (a transaction holds it from
@@ -23,6 +27,7 @@ struct chunkstore {
   sqlite3 *w;
   pthread_mutex_t wlock; /* recursive */
   sqlite3_stmt *put_chunk, *del_chunk, *ins_group, *upd_group, *del_group, *del_group_chunks;
+  sqlite3_stmt *put_rollup, *del_rollup, *del_group_rollups;
   sqlite3 *readers[READERS];
   sqlite3_stmt *get_chunk[READERS];
   int reader_free[READERS];
@@ -36,7 +41,10 @@ static const char schema[] =
     " fields BLOB NOT NULL, persisted_lsn INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, start_ts INTEGER NOT NULL,"
     " end_ts INTEGER NOT NULL, nrows INTEGER NOT NULL, meta BLOB NOT NULL, data BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS chunks_by_group ON chunks(group_id, start_ts);";
+    "CREATE INDEX IF NOT EXISTS chunks_by_group ON chunks(group_id, start_ts);"
+    "CREATE TABLE IF NOT EXISTS rollups(id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, start_ts INTEGER NOT NULL,"
+    " end_ts INTEGER NOT NULL, nrows INTEGER NOT NULL, meta BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS rollups_by_group ON rollups(group_id, start_ts);";
 
 static int sql_err(sqlite3 *db, int rc, pl_err *err, const char *what) {
   if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return pl_err_set(err, PL_EBUSY, "%s: database busy", what);
@@ -74,7 +82,8 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
 
 void cs_close(chunkstore *cs) {
   if (!cs) return;
-  sqlite3_stmt *sts[] = {cs->put_chunk, cs->del_chunk, cs->ins_group, cs->upd_group, cs->del_group, cs->del_group_chunks};
+  sqlite3_stmt *sts[] = {cs->put_chunk,        cs->del_chunk,  cs->ins_group,  cs->upd_group,        cs->del_group,
+                         cs->del_group_chunks, cs->put_rollup, cs->del_rollup, cs->del_group_rollups};
   for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
   for (int i = 0; i < READERS; i++) {
     sqlite3_finalize(cs->get_chunk[i]);
@@ -114,7 +123,11 @@ int cs_open(const char *path, chunkstore **out, pl_err *err) {
                  prep(cs->w, "INSERT INTO groups(tenant_id, key, fields, persisted_lsn) VALUES(?,?,?,?)", &cs->ins_group) ||
                  prep(cs->w, "UPDATE groups SET fields=?, persisted_lsn=? WHERE id=?", &cs->upd_group) ||
                  prep(cs->w, "DELETE FROM groups WHERE id=?", &cs->del_group) ||
-                 prep(cs->w, "DELETE FROM chunks WHERE group_id=?", &cs->del_group_chunks)
+                 prep(cs->w, "DELETE FROM chunks WHERE group_id=?", &cs->del_group_chunks) ||
+                 prep(cs->w, "INSERT INTO rollups(group_id, start_ts, end_ts, nrows, meta) VALUES(?,?,?,?,?)",
+                      &cs->put_rollup) ||
+                 prep(cs->w, "DELETE FROM rollups WHERE id=?", &cs->del_rollup) ||
+                 prep(cs->w, "DELETE FROM rollups WHERE group_id=?", &cs->del_group_rollups)
              ? pl_err_set(err, PL_EIO, "chunks.db: %s", sqlite3_errmsg(cs->w))
              : 0;
   for (int i = 0; i < READERS && rc == 0; i++) {
@@ -169,6 +182,25 @@ int cs_load(chunkstore *cs,
     if (rc < 0) chunk_meta_free(&m);
   }
   sqlite3_finalize(st);
+  st = NULL;
+  if (rc == 0 && sqlite3_prepare_v2(cs->w,
+                                    "SELECT id, group_id, start_ts, end_ts, nrows, meta FROM rollups"
+                                    " ORDER BY group_id, start_ts, id",
+                                    -1, &st, NULL) != SQLITE_OK)
+    rc = PL_EIO;
+  while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    chunk_meta m;
+    memset(&m, 0, sizeof m);
+    if (cs_meta_decode(sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5), &m) < 0) continue;
+    m.id = -sqlite3_column_int64(st, 0);
+    m.summary = 1;
+    m.start_ts = sqlite3_column_int64(st, 2);
+    m.end_ts = sqlite3_column_int64(st, 3);
+    m.nrows = (uint32_t)sqlite3_column_int64(st, 4);
+    rc = on_chunk(ctx, (uint64_t)sqlite3_column_int64(st, 1), &m);
+    if (rc < 0) chunk_meta_free(&m);
+  }
+  sqlite3_finalize(st);
   pthread_mutex_unlock(&cs->wlock);
   return rc;
 }
@@ -206,6 +238,8 @@ int cs_group_delete(chunkstore *cs, uint64_t id) {
   pthread_mutex_lock(&cs->wlock);
   sqlite3_bind_int64(cs->del_group_chunks, 1, (int64_t)id);
   int rc = step_done(cs, cs->del_group_chunks);
+  sqlite3_bind_int64(cs->del_group_rollups, 1, (int64_t)id);
+  if (rc == 0) rc = step_done(cs, cs->del_group_rollups);
   sqlite3_bind_int64(cs->del_group, 1, (int64_t)id);
   if (rc == 0) rc = step_done(cs, cs->del_group);
   pthread_mutex_unlock(&cs->wlock);
@@ -262,6 +296,36 @@ int cs_chunk_delete(chunkstore *cs, int64_t chunk_id) {
   pthread_mutex_lock(&cs->wlock);
   sqlite3_bind_int64(cs->del_chunk, 1, chunk_id);
   int rc = step_done(cs, cs->del_chunk);
+  pthread_mutex_unlock(&cs->wlock);
+  return rc;
+}
+
+int cs_rollup_put(chunkstore *cs, uint64_t group_id, chunk_meta *m) {
+  pl_buf meta;
+  pl_buf_init(&meta, 0);
+  int rc = cs_meta_encode(m, &meta);
+  if (rc < 0) return rc;
+  pthread_mutex_lock(&cs->wlock);
+  sqlite3_bind_int64(cs->put_rollup, 1, (int64_t)group_id);
+  sqlite3_bind_int64(cs->put_rollup, 2, m->start_ts);
+  sqlite3_bind_int64(cs->put_rollup, 3, m->end_ts);
+  sqlite3_bind_int64(cs->put_rollup, 4, m->nrows);
+  sqlite3_bind_blob(cs->put_rollup, 5, meta.data, (int)meta.len, SQLITE_STATIC);
+  rc = step_done(cs, cs->put_rollup);
+  if (rc == 0) {
+    m->id = -sqlite3_last_insert_rowid(cs->w);
+    m->summary = 1;
+    m->bytes = 0;
+  }
+  pthread_mutex_unlock(&cs->wlock);
+  pl_buf_free(&meta);
+  return rc;
+}
+
+int cs_rollup_delete(chunkstore *cs, int64_t rollup_id) {
+  pthread_mutex_lock(&cs->wlock);
+  sqlite3_bind_int64(cs->del_rollup, 1, rollup_id);
+  int rc = step_done(cs, cs->del_rollup);
   pthread_mutex_unlock(&cs->wlock);
   return rc;
 }

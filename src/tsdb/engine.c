@@ -1078,6 +1078,7 @@ static int compact_some(tsdb *db, int budget) {
     if (g && g->nchunks > 1) {
       int64_t newest = partition_of(db, group_latest_ts(g));
       for (size_t c = 1; c < g->nchunks && target == INT64_MIN; c++) {
+        if (g->chunks[c].summary || g->chunks[c - 1].summary) continue;
         int64_t p = partition_of(db, g->chunks[c].start_ts);
         if (p < newest && p == partition_of(db, g->chunks[c - 1].start_ts)) target = p;
       }
@@ -1233,8 +1234,12 @@ void tsdb_info_get(tsdb *db, int64_t tenant_id, tsdb_info *out) {
     if (!g || (tenant_id && g->tenant_id != tenant_id)) continue;
     out->groups++;
     out->series += g->nfields;
-    out->chunks += g->nchunks;
     for (size_t c = 0; c < g->nchunks; c++) {
+      if (g->chunks[c].summary) {
+        out->rollups++;
+        continue;
+      }
+      out->chunks++;
       out->chunk_bytes += g->chunks[c].bytes;
       for (size_t k = 0; k < g->chunks[c].ncols; k++) out->points_in_chunks += g->chunks[c].stats[k].count;
     }

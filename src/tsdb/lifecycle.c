@@ -151,7 +151,8 @@ int engine_compact_group(tsdb *db, group *g, int64_t partition) {
   size_t n = 0;
   pthread_rwlock_rdlock(&db->lock);
   for (size_t c = 0; c < g->nchunks; c++)
-    if (engine_partition_of(db, g->chunks[c].start_ts) == partition) ids[n++] = g->chunks[c].id;
+    if (!g->chunks[c].summary && engine_partition_of(db, g->chunks[c].start_ts) == partition)
+      ids[n++] = g->chunks[c].id;
   pthread_rwlock_unlock(&db->lock);
   int rc = n > 1 ? engine_rewrite_chunks(db, g, ids, n, 0, 0) : 0;
   free(ids);
@@ -203,7 +204,10 @@ int64_t tsdb_delete(tsdb *db, int64_t tenant_id, tsdb_str measurement, uint64_t 
     for (size_t c = 0; c < g->nchunks && rc == 0; c++) {
       const chunk_meta *m = &g->chunks[c];
       if (m->end_ts < start_ns || m->start_ts >= end_ns) continue;
-      if (m->start_ts >= start_ns && m->end_ts < end_ns) {
+      if (m->summary) {
+        /* A rollup cannot be cut: one that touches the range goes with it. */
+        rc = cs_rollup_delete(db->cs, -m->id);
+      } else if (m->start_ts >= start_ns && m->end_ts < end_ns) {
         rc = cs_chunk_delete(db->cs, m->id);
         for (uint8_t k = 0; k < m->ncols; k++) deleted += m->stats[k].count;
       } else {
@@ -230,7 +234,8 @@ int64_t tsdb_delete(tsdb *db, int64_t tenant_id, tsdb_str measurement, uint64_t 
     size_t keep = 0;
     for (size_t c = 0; c < g->nchunks; c++) {
       chunk_meta *m = &g->chunks[c];
-      if (m->start_ts >= start_ns && m->end_ts < end_ns && !(m->end_ts < start_ns || m->start_ts >= end_ns))
+      int touches = !(m->end_ts < start_ns || m->start_ts >= end_ns);
+      if (touches && (m->summary || (m->start_ts >= start_ns && m->end_ts < end_ns)))
         chunk_meta_free(m);
       else
         g->chunks[keep++] = *m;
@@ -263,26 +268,36 @@ int tsdb_retention_apply(tsdb *db, int64_t tenant_id, int64_t retention_ns, int6
     group *g = db->by_id[id];
     int any = 0;
     if (g && g->tenant_id == tenant_id)
-      for (size_t c = 0; c < g->nchunks && !any; c++) any = g->chunks[c].end_ts < cutoff;
+      for (size_t c = 0; c < g->nchunks && !any; c++) any = !g->chunks[c].summary && g->chunks[c].end_ts < cutoff;
     pthread_rwlock_unlock(&db->lock);
     if (!any) continue;
-    rc = cs_begin(db->cs);
-    for (size_t c = 0; c < g->nchunks && rc == 0; c++)
-      if (g->chunks[c].end_ts < cutoff) rc = cs_chunk_delete(db->cs, g->chunks[c].id);
-    if (rc == 0) rc = cs_commit(db->cs);
-    else cs_rollback(db->cs);
-    if (rc < 0) break;
-    pthread_rwlock_wrlock(&db->lock);
-    size_t keep = 0;
-    for (size_t c = 0; c < g->nchunks; c++) {
-      if (g->chunks[c].end_ts < cutoff) {
-        chunk_meta_free(&g->chunks[c]);
-        dropped++;
-      } else {
-        g->chunks[keep++] = g->chunks[c];
-      }
+    /* Each dropped chunk leaves its statistics behind as a rollup; the new ids are taken into
+     * copies and published under the lock after the commit. */
+    int64_t *new_ids = calloc(g->nchunks ? g->nchunks : 1, sizeof *new_ids);
+    rc = new_ids ? cs_begin(db->cs) : PL_ENOMEM;
+    for (size_t c = 0; c < g->nchunks && rc == 0; c++) {
+      chunk_meta *m = &g->chunks[c];
+      if (m->summary || m->end_ts >= cutoff) continue;
+      chunk_meta copy = *m;
+      rc = cs_rollup_put(db->cs, g->id, &copy);
+      if (rc == 0) rc = cs_chunk_delete(db->cs, m->id);
+      new_ids[c] = copy.id;
     }
-    g->nchunks = keep;
+    if (rc == 0) rc = cs_commit(db->cs);
+    else if (new_ids) cs_rollback(db->cs);
+    if (rc < 0) {
+      free(new_ids);
+      break;
+    }
+    pthread_rwlock_wrlock(&db->lock);
+    for (size_t c = 0; c < g->nchunks; c++) {
+      if (!new_ids[c]) continue;
+      g->chunks[c].id = new_ids[c];
+      g->chunks[c].summary = 1;
+      g->chunks[c].bytes = 0;
+      dropped++;
+    }
+    free(new_ids);
     group_chunks_sorted(g);
     head_delete_range(&g->head, INT64_MIN, cutoff);
     pthread_rwlock_unlock(&db->lock);

@@ -194,7 +194,7 @@ static int take_snapshot(const group *g, int field, int64_t start, int64_t end, 
   if (!s->chunks) return PL_ENOMEM;
   for (size_t c = 0; c < g->nchunks; c++) {
     const chunk_meta *m = &g->chunks[c];
-    if (m->end_ts < start || m->start_ts >= end) continue;
+    if (m->summary || m->end_ts < start || m->start_ts >= end) continue;
     int col = -1;
     for (uint8_t k = 0; k < m->ncols; k++)
       if (m->col_field[k] == field) col = k;
@@ -531,8 +531,18 @@ int tsdb_aggregate(tsdb *db, int64_t tenant_id, uint64_t group_id, const char *f
       if (hs[k]->min_ts < head_lo) head_lo = hs[k]->min_ts;
       if (hs[k]->max_ts > head_hi) head_hi = hs[k]->max_ts;
     }
-  for (size_t c = 0; usable && c < g->nchunks; c++) {
+  /* Rollups (summaries of chunks whose points retention dropped) can only be used this way. */
+  size_t nsummary = 0;
+  for (size_t c = 0; c < g->nchunks; c++) nsummary += g->chunks[c].summary;
+  if (nsummary && (!pieces || !exclude)) {
+    free(pieces);
+    free(exclude);
+    pieces = malloc(g->nchunks * sizeof *pieces);
+    exclude = malloc(g->nchunks * sizeof *exclude);
+  }
+  for (size_t c = 0; (usable || nsummary) && pieces && exclude && c < g->nchunks; c++) {
     const chunk_meta *m = &g->chunks[c];
+    if (!usable && !m->summary) continue;
     if (m->overlaps || m->start_ts < spec->start_ns || m->end_ts >= spec->end_ns) continue;
     if (w > 0 && agg_bucket_start(m->start_ts, w, spec->offset_ns) != agg_bucket_start(m->end_ts, w, spec->offset_ns))
       continue;

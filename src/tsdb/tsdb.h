@@ -16,6 +16,10 @@
  * aggregates come from the chunk statistics without decoding) merged with the head. A point
  * written again with the same series and timestamp replaces the earlier one.
  *
+ * Rollups: every chunk is one partition (an hour) of one group, and its statistics are an hour
+ * rollup of each field. Retention keeps them when it drops the points, so long-range hourly
+ * (and coarser) aggregates outlive the raw data.
+ *
  * Thread safety: every function may be called from any thread concurrently, except open and
  * close. Callbacks run while the engine holds a read lock: they must not call back into the
  * engine.
@@ -227,7 +231,10 @@ int tsdb_latest(tsdb *db, int64_t tenant_id, uint64_t group_id,
  * Returns the number of points deleted (approximate for chunks cut in part), or an error. */
 int64_t tsdb_delete(tsdb *db, int64_t tenant_id, tsdb_str measurement, uint64_t group_id, int64_t start_ns,
                     int64_t end_ns, pl_err *err);
-/* Drops every chunk of the tenant whose newest point is older than now - retention_ns. */
+/* Drops the points of every chunk of the tenant whose newest point is older than
+ * now - retention_ns, keeping each chunk's statistics as an hour rollup: aggregates over whole
+ * partitions (count, sum, mean, min, max, first, last, spread) still answer for that time;
+ * raw reads and finer buckets find nothing there. Returns the number of chunks dropped. */
 int tsdb_retention_apply(tsdb *db, int64_t tenant_id, int64_t retention_ns, int64_t now_ns);
 /* Writes the ids of the tenants that have data (at most max, ascending) to out; returns how
  * many there are in all. */
@@ -237,6 +244,7 @@ int tsdb_checkpoint(tsdb *db);
 
 typedef struct tsdb_info {
   uint64_t groups, series, chunks;
+  uint64_t rollups;          /* hour summaries kept after retention dropped their points */
   uint64_t points_in_chunks, points_in_heads;
   uint64_t chunk_bytes;      /* encoded chunk bytes */
   uint64_t wal_bytes;

@@ -53,6 +53,8 @@ typedef struct chunk_meta {
   uint32_t nrows;
   uint8_t ncols;
   uint8_t overlaps;          /* its range meets another chunk of the group */
+  uint8_t summary;           /* a rollup: statistics only, its points were dropped by retention
+                                (id is minus the rollups.id) */
   uint8_t *col_field;        /* ncols group field indices */
   uint8_t *col_full;         /* ncols flags: the column has a value in every row */
   tsdb_stats *stats;         /* ncols */
@@ -96,6 +98,9 @@ int cs_rollback(chunkstore *cs);
 /* Inserts a chunk; fills m->id. */
 int cs_chunk_put(chunkstore *cs, uint64_t group_id, chunk_meta *m, const uint8_t *data, size_t len);
 int cs_chunk_delete(chunkstore *cs, int64_t chunk_id);
+/* Keeps the statistics of a chunk as an hour rollup (fills m->id with minus the rollup id). */
+int cs_rollup_put(chunkstore *cs, uint64_t group_id, chunk_meta *m);
+int cs_rollup_delete(chunkstore *cs, int64_t rollup_id);
 /* Reads a chunk's bytes into out (replacing its contents). PL_ENOTFOUND when it is gone.
  * Thread-safe: uses a connection of the reader pool. */
 int cs_chunk_get(chunkstore *cs, int64_t chunk_id, pl_buf *out);

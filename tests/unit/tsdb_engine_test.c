@@ -340,10 +340,31 @@ static void test_delete_and_retention(void **state) {
   assert_int_equal(info.groups, 0);
   tsdb_info_get(f->db, 2, &info);
   assert_int_equal(info.points_in_chunks + info.points_in_heads, 720);
-  /* Retention drops whole old chunks. */
+  /* Retention drops the points of whole old chunks, keeping their hour rollups. */
   assert_true(tsdb_retention_apply(f->db, 2, 3600 * SEC, T0 + 7200 * SEC + 1) > 0);
-  assert_int_equal(tsdb_read(f->db, 2, gid(f->db, 2, "d1"), "v", INT64_MIN, INT64_MAX, 0, 0, &p), 0);
-  assert_int_equal(p.n, 360);
+  uint64_t t2 = gid(f->db, 2, "d1");
+  tsdb_agg_spec hours = {.start_ns = T0, .end_ns = T0 + 7200 * SEC, .bucket_ns = 3600 * SEC,
+                         .aggs = TSDB_AGG_COUNT | TSDB_AGG_MAX | TSDB_AGG_MEAN};
+  for (int pass = 0; pass < 2; pass++) {
+    assert_int_equal(tsdb_read(f->db, 2, t2, "v", INT64_MIN, INT64_MAX, 0, 0, &p), 0);
+    assert_int_equal(p.n, 360);
+    assert_true(p.ts[0] == T0 + 3600 * SEC);
+    tsdb_buckets b = {0};
+    assert_int_equal(tsdb_aggregate(f->db, 2, t2, "v", &hours, &b), 0);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.b[0].count, 360); /* from the rollup */
+    assert_true(b.b[0].max == 3590 && b.b[0].mean == 1795);
+    assert_int_equal(b.b[1].count, 360);
+    tsdb_buckets_free(&b);
+    tsdb_info_get(f->db, 2, &info);
+    assert_int_equal(info.rollups, 1);
+    reopen(f);
+  }
+  /* Deleting the series removes its rollups too. */
+  assert_true(tsdb_delete(f->db, 2, S("device"), t2, INT64_MIN, INT64_MAX, &err) > 0);
+  reopen(f);
+  tsdb_info_get(f->db, 2, &info);
+  assert_int_equal(info.rollups + info.chunks + info.groups, 0);
   tsdb_points_free(&p);
 }
 
