@@ -234,7 +234,15 @@ static int parse_when(const char *s, int64_t now_ns, int64_t *out_ns) {
     *out_ns = ms * NS_PER_MS;
     return 0;
   }
-  return pl_time_parse(s, out_ns);
+  if (pl_time_parse(s, out_ns) == 0) return 0;
+  /* An unencoded "+08:00" arrives as " 08:00" (form encoding turns + into a space); a space can
+   * stand nowhere else in such a time, so read it as the + that was meant. */
+  size_t len = strlen(s);
+  char fixed[64];
+  if (len < 6 || len >= sizeof fixed || s[len - 6] != ' ') return PL_EINVAL;
+  memcpy(fixed, s, len + 1);
+  fixed[len - 6] = '+';
+  return pl_time_parse(fixed, out_ns);
 }
 
 /* A signed duration ("-5m" allowed) for offset=. */
@@ -1327,6 +1335,9 @@ static int query_raw_series(http_req *r, int64_t tenant_id, const query *q, cons
                             size_t *total, out *o) {
   size_t room = QUERY_POINTS_MAX - *total;
   size_t limit = q->limit && q->limit <= room ? q->limit : room + 1;
+  /* One tsdb_points serves every series, but only series of one type: the engine does not
+   * always reallocate its arrays when the type changes, so start afresh when it does. */
+  if (pts->type != s->type) tsdb_points_free(pts);
   int rc = tsdb_read(r->deps->tsdb, tenant_id, q->groups[s->group].id, arena_str(q, s->field_off), q->start_ns,
                      q->end_ns, limit, q->descending, pts);
   if (rc == PL_ENOTFOUND) {
