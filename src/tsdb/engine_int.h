@@ -42,8 +42,12 @@ int engine_flush(tsdb *db, int all);
 /* Appends a delete record for the group with this canonical key to the WAL. */
 int engine_log_delete(tsdb *db, int64_t tenant_id, const uint8_t *key, size_t klen, int64_t start_ns, int64_t end_ns);
 /* Rewrites chunk ids[0..n) of g as one chunk per partition, without the points in
- * [del_start, del_end) (an empty range deletes nothing). Caller holds flush_mutex. */
-int engine_rewrite_chunks(tsdb *db, group *g, const int64_t *ids, size_t n, int64_t del_start, int64_t del_end);
+ * [del_start, del_end) (an empty range deletes nothing); *removed (may be NULL) receives the
+ * number of values deleted. The new chunks get newer ids than any other chunk, so the set must
+ * hold every chunk of the partitions it touches (a newer chunk left out would lose to it).
+ * Caller holds flush_mutex. */
+int engine_rewrite_chunks(tsdb *db, group *g, const int64_t *ids, size_t n, int64_t del_start, int64_t del_end,
+                          int64_t *removed);
 /* Merges the chunks of one partition of g. Caller holds flush_mutex. */
 int engine_compact_group(tsdb *db, group *g, int64_t partition);
 int64_t engine_partition_of(const tsdb *db, int64_t ts);

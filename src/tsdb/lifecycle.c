@@ -92,16 +92,22 @@ static int chunks_to_head(tsdb *db, group *g, const int64_t *ids, size_t n, head
   return rc;
 }
 
-int engine_rewrite_chunks(tsdb *db, group *g, const int64_t *ids, size_t n, int64_t del_start, int64_t del_end) {
+int engine_rewrite_chunks(tsdb *db, group *g, const int64_t *ids, size_t n, int64_t del_start, int64_t del_end,
+                          int64_t *removed) {
+  if (removed) *removed = 0;
   if (n == 0) return 0;
   head h, sorted;
   head_init(&h);
   /* Reading chunk metas of g needs no lock here: only flush_mutex holders change them. */
   int rc = chunks_to_head(db, g, ids, n, &h);
-  if (rc == 0 && del_start < del_end) head_delete_range(&h, del_start, del_end);
   if (rc == 0) rc = head_take(&h, INT64_MAX, &sorted);
   head_free(&h);
   if (rc < 0) return rc;
+  /* Deleting after the merge counts each value once, however many chunks held it. */
+  if (del_start < del_end) {
+    int gone = head_delete_range(&sorted, del_start, del_end);
+    if (removed) *removed = gone;
+  }
   chunk_meta *metas = NULL;
   size_t nmetas = 0;
   rc = cs_begin(db->cs);
@@ -154,7 +160,7 @@ int engine_compact_group(tsdb *db, group *g, int64_t partition) {
     if (!g->chunks[c].summary && engine_partition_of(db, g->chunks[c].start_ts) == partition)
       ids[n++] = g->chunks[c].id;
   pthread_rwlock_unlock(&db->lock);
-  int rc = n > 1 ? engine_rewrite_chunks(db, g, ids, n, 0, 0) : 0;
+  int rc = n > 1 ? engine_rewrite_chunks(db, g, ids, n, 0, 0, NULL) : 0;
   free(ids);
   return rc;
 }
@@ -245,8 +251,29 @@ int64_t tsdb_delete(tsdb *db, int64_t tenant_id, tsdb_str measurement, uint64_t 
     deleted += head_delete_range(&g->head, start_ns, end_ns);
     pthread_rwlock_unlock(&db->lock);
     if (np) {
-      /* Count what the rewrite removes by reading the range first. */
-      rc = engine_rewrite_chunks(db, g, partial, np, start_ns, end_ns);
+      /* Rewrite every chunk of the partitions the cut chunks are in, not only those: the
+       * rewritten chunk is newest, and must not outrank a newer chunk it did not include. */
+      size_t nall = 0;
+      int64_t *all = malloc((g->nchunks ? g->nchunks : 1) * sizeof *all);
+      if (!all) {
+        rc = PL_ENOMEM;
+      } else {
+        for (size_t c = 0; c < g->nchunks; c++) {
+          const chunk_meta *m = &g->chunks[c];
+          if (m->summary) continue;
+          int64_t part = engine_partition_of(db, m->start_ts);
+          int in = 0;
+          for (size_t k = 0; k < np && !in; k++) {
+            for (size_t q = 0; q < g->nchunks && !in; q++)
+              if (g->chunks[q].id == partial[k]) in = engine_partition_of(db, g->chunks[q].start_ts) == part;
+          }
+          if (in) all[nall++] = m->id;
+        }
+        int64_t gone = 0;
+        rc = engine_rewrite_chunks(db, g, all, nall, start_ns, end_ns, &gone);
+        deleted += gone;
+        free(all);
+      }
       if (rc < 0) pl_err_set(err, rc, "rewriting chunks failed while deleting");
     }
     free(partial);

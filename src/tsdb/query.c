@@ -382,6 +382,11 @@ static int read_series(tsdb *db, int64_t tenant_id, uint64_t group_id, const cha
       snapshot_free(&s);
       return rc;
     }
+    if (out->type != s.type) {
+      /* out was used for a series of another type: its arrays do not fit. */
+      tsdb_points_free(out);
+      out->type = s.type;
+    }
     /* Chunks by id: later chunks win over earlier ones at equal times. */
     qsort(s.chunks, s.nchunks, sizeof *s.chunks, cmp_chunk_ref_id);
     tsdb_points all, scratch;

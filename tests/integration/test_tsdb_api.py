@@ -826,12 +826,6 @@ def test_query_of_fields_of_every_type_over_merged_data(fresh_server):
     assert len(csv_rows) == 1 + sum(len(v) for v in expected.values())
 
 
-ENGINE_LATEST_CRASH = ("engine bug: tsdb_latest reuses one tsdb_points for fields of different types and "
-                       "read_series sets out->type before merge_pieces, which then writes strings through NULL "
-                       "arrays (src/tsdb/query.c push_point) -- the daemon dies")
-
-
-@pytest.mark.skip(reason=ENGINE_LATEST_CRASH)
 def test_latest_over_merged_data(fresh_server):
     p = fresh_server
     tenant, ta = p.tenant_with_admin("latest")
@@ -844,8 +838,6 @@ def test_latest_over_merged_data(fresh_server):
     assert r.json()["values"] == {f: {"time": ms_to_rfc3339(v[-1][0]), "value": v[-1][1]} for f, v in expected.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: tsdb_delete does not count the points removed from chunks cut "
-                                       "in part (src/tsdb/lifecycle.c, engine_rewrite_chunks)")
 def test_range_delete_inside_a_stored_chunk_counts_its_points(fresh_server):
     p = fresh_server
     tenant, ta = p.tenant_with_admin("delcount")
@@ -860,9 +852,6 @@ def test_range_delete_inside_a_stored_chunk_counts_its_points(fresh_server):
     assert r.json()["deleted"] == 10
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a partial delete rewrites a chunk under a new, higher id, so its "
-                                       "old values win over a later chunk that replaced them (src/tsdb/lifecycle.c, "
-                                       "engine_rewrite_chunks / chunks_to_head)")
 def test_range_delete_does_not_resurrect_replaced_values(fresh_server):
     p = fresh_server
     tenant, ta = p.tenant_with_admin("resurrect")
