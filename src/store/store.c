@@ -370,6 +370,10 @@ void store_close(store *s) {
   free(s);
 }
 
+int store_schema_latest(void) {
+  return MIGRATION_COUNT;
+}
+
 int store_schema_version(store *s) {
   int version;
   int rc = read_user_version(s, &version);

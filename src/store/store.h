@@ -28,6 +28,8 @@ typedef struct store store;
 int store_open(const char *path, store **out, pl_err *err);
 void store_close(store *s);
 int store_schema_version(store *s);
+/* The schema version this build migrates to (the number of migrations it knows). */
+int store_schema_latest(void);
 
 /* Explicit transactions (BEGIN IMMEDIATE) for multi-statement changes. store_begin returns
  * PL_EBUSY when another connection holds the write lock past the busy timeout. Rolling back

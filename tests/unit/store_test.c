@@ -129,8 +129,8 @@ static int64_t mk_device(store *s, int64_t tenant_id, const char *name, int seed
 
 static void test_migrations_fresh_and_reopen(void **state) {
   fixture *f = *state;
-  assert_int_equal(store_schema_version(f->s), 2);
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+  assert_int_equal(store_schema_version(f->s), store_schema_latest());
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_schema_latest());
   assert_int_equal(raw_int(f->path,
                            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
                            " ('tenants','users','tokens','devices','audit')"),
@@ -153,7 +153,7 @@ static void test_migrations_fresh_and_reopen(void **state) {
   f->s = NULL;
   pl_err err = {{0}};
   assert_int_equal(store_open(f->path, &f->s, &err), 0);
-  assert_int_equal(store_schema_version(f->s), 2);
+  assert_int_equal(store_schema_version(f->s), store_schema_latest());
   store_tenant t;
   assert_int_equal(store_tenant_get(f->s, id, &t), 0);
   assert_string_equal(t.name, "acme");
@@ -171,7 +171,9 @@ static void test_migrations_newer_schema_refused(void **state) {
   assert_int_equal(store_open(f->path, &s, &err), PL_ECONFLICT);
   assert_null(s);
   assert_non_null(strstr(err.msg, "99"));
-  raw_exec(f->path, "PRAGMA user_version = 2");
+  char restore[64];
+  snprintf(restore, sizeof restore, "PRAGMA user_version = %d", store_schema_latest());
+  raw_exec(f->path, restore);
   assert_int_equal(store_open(f->path, &f->s, &err), 0);
 }
 
@@ -189,7 +191,7 @@ static void test_migrations_concurrent_processes(void **state) {
       store *s = NULL;
       pl_err err = {{0}};
       int rc = store_open(path, &s, &err);
-      if (rc == 0 && store_schema_version(s) != 2)
+      if (rc == 0 && store_schema_version(s) != store_schema_latest())
         rc = -100;
       if (rc == 0) {
         store_tenant t = {0};
@@ -207,7 +209,7 @@ static void test_migrations_concurrent_processes(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
   }
   assert_int_equal(raw_int(path, "SELECT count(*) FROM tenants"), 6);
-  assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), store_schema_latest());
 }
 
 /* ---- tenants ---- */
