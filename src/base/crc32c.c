@@ -1,7 +1,9 @@
 /* CRC-32C, reflected polynomial 0x82F63B78. A software slicing-by-8 implementation, plus the
- * SSE4.2 crc32 instruction on x86-64 when the CPU reports it (checked once, lazily). */
+ * SSE4.2 crc32 instruction on x86-64 when the CPU reports it (checked once, lazily). The
+ * table is the one piece of process-wide state: read-only once pthread_once has built it. */
 #include "base/crc32c.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -10,7 +12,7 @@
 #endif
 
 static uint32_t table[8][256];
-static atomic_int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void table_init(void) {
   for (uint32_t i = 0; i < 256; i++) {
@@ -23,12 +25,8 @@ static void table_init(void) {
 }
 
 static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
-  /* The table is written identically by any thread that gets here first, so a race only
-   * repeats the same work; the atomic flag keeps the compiler from assuming otherwise. */
-  if (!atomic_load_explicit(&table_ready, memory_order_acquire)) {
-    table_init();
-    atomic_store_explicit(&table_ready, 1, memory_order_release);
-  }
+  /* Built once, before any thread reads it. */
+  pthread_once(&table_once, table_init);
   while (n >= 8) {
     uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
     uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
