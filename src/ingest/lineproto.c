@@ -122,7 +122,8 @@ static int fail(parser *ps, int code, const char *at, const char *fmt, ...)
     ;
 
 /* Where the current point's line ends: the first newline at or after `at` (everything before
- * `at` has been scanned, including any quoted newlines), without a trailing CR. */
+ * `at` has been scanned, including any quoted newlines), without trailing blanks; an unclosed
+ * quote takes the rest of the body. */
 static size_t line_end(const parser *ps, const char *at) {
   if (at < ps->point)
     at = ps->point;
@@ -130,7 +131,7 @@ static size_t line_end(const parser *ps, const char *at) {
     at = ps->end;
   const char *nl = memchr(at, '\n', (size_t)(ps->end - at));
   const char *e = nl ? nl : ps->end;
-  while (e > ps->point && (e[-1] == '\r' || e[-1] == '\t' || e[-1] == ' '))
+  while (e > ps->point && (e[-1] == '\r' || e[-1] == '\t' || e[-1] == ' ' || e[-1] == '\n'))
     e--;
   return (size_t)(e - ps->data);
 }
@@ -821,10 +822,12 @@ int lp_parse(const char *data, size_t len, lp_precision precision, int64_t now_n
       return err->code;
     }
   }
-  /* The arrays may have moved while they grew: point the rows at their tags and fields now. */
+  /* The arrays may have moved while they grew: point the rows at their tags and fields now.
+   * A row without tags still gets a valid pointer (callers may memcpy zero tags from it). */
+  static const tsdb_tag no_tags[1];
   size_t t = 0, f = 0;
   for (size_t i = 0; i < b->nrows; i++) {
-    b->rows[i].tags = b->rows[i].ntags ? b->tags + t : NULL;
+    b->rows[i].tags = b->tags ? b->tags + t : no_tags;
     b->rows[i].fields = b->fields + f;
     t += b->rows[i].ntags;
     f += b->rows[i].nfields;

@@ -43,7 +43,8 @@ typedef struct lp_limits {
 } lp_limits;
 
 /* The parsed points. rows[i] came from physical line lines[i] (1-based; a point whose string
- * value holds newlines is numbered by the line it starts on). Everything is owned by the batch
+ * value holds newlines is numbered by the line it starts on); a row's tags pointer is valid even
+ * when it has no tags. Everything is owned by the batch
  * except the bytes the rows borrow from the parsed input, which must outlive their use. */
 typedef struct lp_batch {
   tsdb_row *rows;
