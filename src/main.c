@@ -19,6 +19,8 @@ static const struct {
     {"device", cli_device, "create, list and delete devices; issue device tokens"},
     {"audit", cli_audit, "verify and list the tamper-evident audit log"},
     {"config", cli_config, "print the configuration reference"},
+    {"prefix", cli_prefix, "allocate identifier prefixes to tenants"},
+    {"ident", cli_ident, "resolve identifiers (Handle protocol), import them in bulk, make QR labels"},
 };
 
 static int usage(FILE *f, int status) {

@@ -25,6 +25,13 @@ typedef struct pl_config {
   int64_t http_timeout_ns;
   char mqtt_listen[300];
   char handle_listen[300];
+  char handle_parents[1024];
+  int handle_cache_max;
+  int64_t handle_cache_ttl_max_ns;
+  int64_t handle_negative_ttl_ns;
+  int handle_recursion_max;
+  int64_t handle_timeout_ns;
+  char gs1_dictionary[1024];
   int64_t session_ttl_ns;
   int64_t token_ttl_max_ns;
   int64_t page_size_max;

@@ -12,5 +12,7 @@ int cli_token(int argc, char **argv);
 int cli_device(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_prefix(int argc, char **argv);
+int cli_ident(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/version.h"
 #include "http/http.h"
+#include "ident/ident.h"
 #include "tsdb/tsdb.h"
 
 #include <signal.h>
@@ -123,14 +124,26 @@ int cli_serve(int argc, char **argv) {
                                                                  : TSDB_FSYNC_INTERVAL,
                      .fsync_interval_ns = cfg.tsdb_fsync_interval_ns,
                      .background = 1};
+  /* Identifiers: the engine (cache, statistics) shared by HTTP and the Handle server. */
+  ident *idn = NULL;
+  ident_server *hdl = NULL;
   rc = store_pool_new(db_path, cfg.http_threads + 2, &pool, &err);
   if (rc == 0) rc = tsdb_open(&topts, &ts, &err);
+  if (rc == 0) {
+    ident_opts io;
+    ident_opts_from_config(&cfg, &io);
+    rc = ident_new(&io, &idn, &err);
+  }
   if (rc == 0 && cfg.http_listen[0]) {
-    http_deps deps = {&cfg, pool, d.audit, ts};
+    http_deps deps = {&cfg, pool, d.audit, ts, idn};
     rc = http_server_start(&deps, cfg.http_listen, &http, &err);
   }
+  if (rc == 0 && cfg.handle_listen[0]) /* its own thread: see ident/server.c */
+    rc = ident_server_start(idn, db_path, cfg.handle_listen, http ? http_server_port(http) : 0, &hdl, &err);
   if (rc < 0) {
     fprintf(stderr, "plateau serve: %s\n", err.msg[0] ? err.msg : pl_strerror(rc));
+    http_server_stop(http);
+    ident_free(idn);
     tsdb_close(ts);
     store_pool_free(pool);
     cli_data_close(&d);
@@ -140,6 +153,7 @@ int cli_serve(int argc, char **argv) {
   char listen_q[320];
   PL_LOG(PL_LOG_INFO, "serve", "version=%s data=%s http=%s http_port=%d", PLATEAU_VERSION, cfg.data_dir,
          pl_log_quote(cfg.http_listen, listen_q, sizeof listen_q), http ? http_server_port(http) : 0);
+  if (hdl) PL_LOG(PL_LOG_INFO, "serve", "handle_port=%d (udp+tcp)", ident_server_port(hdl));
 
   /* The main thread waits for a signal and, once a minute, runs maintenance. */
   int sig = 0;
@@ -152,9 +166,12 @@ int cli_serve(int argc, char **argv) {
     int retention = now - last_retention_ns > 3600LL * 1000000000;
     if (retention) last_retention_ns = now;
     maintenance(d.db, ts, retention);
+    ident_stats_flush(idn, d.db);
   }
   PL_LOG(PL_LOG_INFO, "serve", "signal=%d shutting down", sig);
+  ident_server_stop(hdl);
   http_server_stop(http);
+  ident_free(idn);
   tsdb_close(ts);
   store_pool_free(pool);
   cli_data_close(&d);

@@ -15,6 +15,7 @@ typedef struct http_deps {
   store_pool *pool;      /* borrowed */
   auth_audit *audit;     /* borrowed */
   tsdb *tsdb;            /* borrowed; the time-series engine */
+  struct ident *ident;   /* borrowed; the identifier resolution engine (ident/ident.h) */
 } http_deps;
 
 typedef struct http_server http_server;

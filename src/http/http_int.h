@@ -38,6 +38,7 @@ typedef struct http_req {
   const char *content_type;
   char allow[128];
   int responded;
+  pl_buf headers; /* extra response headers, "Name\0Value\0" pairs (http_add_header) */
 } http_req;
 
 typedef int (*http_handler)(http_req *r);
@@ -61,6 +62,10 @@ extern const http_route api_audit_routes[];
 extern const size_t api_audit_nroutes;
 extern const http_route api_telemetry_routes[];
 extern const size_t api_telemetry_nroutes;
+extern const http_route api_handle_routes[];
+extern const size_t api_handle_nroutes;
+extern const http_route api_digital_link_routes[];
+extern const size_t api_digital_link_nroutes;
 
 /* ---- responses ---- */
 /* Sets a JSON response (takes ownership of body, which may be NULL for no body). */
@@ -74,6 +79,8 @@ int http_reply_error(http_req *r, int status, const char *fmt, ...)
 /* Maps a PL_E* code (with err's message) to the right HTTP error. */
 int http_reply_pl(http_req *r, int rc, const pl_err *err);
 int http_reply_empty(http_req *r, int status);
+/* Adds a response header (e.g. Location, Link, Vary); copied. 0 or PL_ENOMEM. */
+int http_add_header(http_req *r, const char *name, const char *value);
 
 /* ---- request helpers ---- */
 const char *http_query(http_req *r, const char *key);

@@ -168,6 +168,15 @@ static void dispatch(http_req *r) {
   ((http_handler)route->handler)(r);
 }
 
+int http_add_header(http_req *r, const char *name, const char *value) {
+  size_t mark = r->headers.len;
+  if (pl_buf_append(&r->headers, name, strlen(name) + 1) < 0 || pl_buf_append(&r->headers, value, strlen(value) + 1) < 0) {
+    r->headers.len = mark;
+    return PL_ENOMEM;
+  }
+  return 0;
+}
+
 static enum MHD_Result queue(http_req *r) {
   struct MHD_Response *resp;
   if (!r->responded) http_reply_error(r, 500, "the request was not answered");
@@ -181,6 +190,11 @@ static enum MHD_Result queue(http_req *r) {
   MHD_add_response_header(resp, "X-Request-Id", r->id_str);
   if (len || r->content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
   if (r->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+  for (size_t off = 0; off < r->headers.len;) { /* http_add_header pairs */
+    const char *name = (const char *)r->headers.data + off, *value = name + strlen(name) + 1;
+    MHD_add_response_header(resp, name, value);
+    off += strlen(name) + strlen(value) + 2;
+  }
   MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -211,6 +225,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     snprintf(r->path, sizeof r->path, "%s", url);
     pl_buf_init(&r->body, (size_t)s->deps.cfg->http_max_body_bytes);
     pl_buf_init(&r->out, 0);
+    pl_buf_init(&r->headers, 65536);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     pl_net_addr_str(ci ? ci->client_addr : NULL, r->remote, sizeof r->remote);
     *con_cls = r;
@@ -258,6 +273,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (r->db) store_pool_put(s->deps.pool, r->db);
   pl_buf_free(&r->body);
   pl_buf_free(&r->out);
+  pl_buf_free(&r->headers);
   free(r);
   *con_cls = NULL;
 }
@@ -292,7 +308,9 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
                {api_token_routes, api_token_nroutes},
                {api_device_routes, api_device_nroutes},
                {api_audit_routes, api_audit_nroutes},
-               {api_telemetry_routes, api_telemetry_nroutes}};
+               {api_telemetry_routes, api_telemetry_nroutes},
+               {api_handle_routes, api_handle_nroutes},
+               {api_digital_link_routes, api_digital_link_nroutes}};
   for (size_t i = 0; i < sizeof areas / sizeof areas[0] && rc == 0; i++) rc = append_routes(s, areas[i].r, areas[i].n);
   if (rc < 0) {
     http_server_stop(s);

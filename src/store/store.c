@@ -111,6 +111,54 @@ static const char *const migrations[] = {
     /* 2: how long a tenant's time-series data is kept (0: for ever). */
     "ALTER TABLE tenants ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0"
     "  CHECK (retention_days >= 0 AND retention_days <= 36500);",
+    /* 3: identifiers: the prefix tree, metadata templates, handles with their values (the
+     * Handle wire encoding of the value list, so a resolution is one indexed row), the GS1 key
+     * index of Digital Link, and resolution statistics per prefix and day. Handles and
+     * prefixes compare ASCII case-insensitively, as the Handle System does. */
+    "CREATE TABLE ident_prefixes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  prefix TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(prefix) > 0),"
+    "  parent_id INTEGER REFERENCES ident_prefixes(id) ON DELETE SET NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX ident_prefixes_by_tenant ON ident_prefixes(tenant_id, id);"
+    "CREATE INDEX ident_prefixes_by_parent ON ident_prefixes(parent_id);"
+    "CREATE TABLE ident_templates ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (length(name) > 0),"
+    "  fields TEXT NOT NULL CHECK (json_valid(fields)),"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, name)"
+    ");"
+    "CREATE TABLE ident_handles ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  prefix_id INTEGER NOT NULL REFERENCES ident_prefixes(id) ON DELETE CASCADE,"
+    "  handle TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(handle) > 0),"
+    "  template TEXT NOT NULL DEFAULT '',"
+    "  nvalues INTEGER NOT NULL CHECK (nvalues >= 0),"
+    "  vals BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX ident_handles_by_tenant ON ident_handles(tenant_id, id);"
+    "CREATE INDEX ident_handles_by_prefix ON ident_handles(prefix_id, id);"
+    "CREATE TABLE ident_gs1 ("
+    "  key TEXT PRIMARY KEY,"
+    "  handle_id INTEGER NOT NULL REFERENCES ident_handles(id) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX ident_gs1_by_handle ON ident_gs1(handle_id);"
+    "CREATE TABLE ident_stats ("
+    "  prefix_id INTEGER NOT NULL REFERENCES ident_prefixes(id) ON DELETE CASCADE,"
+    "  day INTEGER NOT NULL,"
+    "  resolutions INTEGER NOT NULL DEFAULT 0,"
+    "  not_found INTEGER NOT NULL DEFAULT 0,"
+    "  registrations INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (prefix_id, day)"
+    ") WITHOUT ROWID;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

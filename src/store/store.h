@@ -217,4 +217,91 @@ typedef struct store_counts {
  * sessions neither revoked nor expired at now_ms. With a tenant_id, tenants is 1 (or 0). */
 int store_counts_get(store *s, int64_t tenant_id /* 0: all */, int64_t now_ms, store_counts *out);
 
+/* ---- identifiers (the registry of ident/; store/ident.c) ----
+ * Prefixes form a tree (parent_id: the longest held ancestor, 0 for none); each belongs to a
+ * tenant. A handle "PREFIX/SUFFIX" belongs to the tenant of its prefix; its values are kept as
+ * the Handle wire encoding of the value list (see ident/handle_codec.h). Names compare ASCII
+ * case-insensitively. */
+typedef struct store_prefix {
+  int64_t id;
+  int64_t tenant_id;
+  char prefix[128];
+  int64_t parent_id; /* 0: none held */
+  int64_t created_ms;
+} store_prefix;
+typedef int (*store_prefix_cb)(void *ctx, const store_prefix *p);
+
+/* PL_EEXIST when the prefix is taken; writes p->id and created_ms. */
+int store_prefix_create(store *s, store_prefix *p);
+int store_prefix_get(store *s, const char *prefix, size_t len, store_prefix *out);
+/* PL_ECONFLICT while identifiers exist under it. */
+int store_prefix_delete(store *s, int64_t tenant_id, int64_t id);
+/* tenant_id 0: all tenants. */
+int store_prefix_list(store *s, int64_t tenant_id, int64_t after_id, int limit, store_prefix_cb cb, void *ctx);
+
+typedef struct store_handle {
+  int64_t id;
+  int64_t tenant_id;
+  int64_t prefix_id;
+  const char *handle; /* borrowed: NUL-terminated, at most 1024 bytes */
+  const char *template_name; /* borrowed; "" or NULL for none */
+  uint32_t nvalues;
+  const uint8_t *values; /* borrowed encoded value list */
+  size_t values_len;
+  int64_t created_ms, updated_ms;
+} store_handle;
+/* The row passed to a callback, and its strings and values, are valid during the call only. */
+typedef int (*store_handle_cb)(void *ctx, const store_handle *h);
+
+/* Inserts (PL_EEXIST when the handle exists); writes h->id, created_ms, updated_ms. */
+int store_handle_create(store *s, store_handle *h);
+/* Replaces template and values of the tenant's handle (PL_ENOTFOUND otherwise). */
+int store_handle_update(store *s, store_handle *h);
+/* Calls cb once with the handle's row, or returns PL_ENOTFOUND. The lookup of resolution:
+ * one cached indexed statement; cb's return value is returned. */
+int store_handle_lookup(store *s, const char *handle, size_t len, store_handle_cb cb, void *ctx);
+int store_handle_delete(store *s, int64_t tenant_id, const char *handle);
+/* The tenant's handles (prefix_id 0: under every prefix), id order. */
+int store_handle_list(store *s, int64_t tenant_id, int64_t prefix_id, int64_t after_id, int limit,
+                      store_handle_cb cb, void *ctx);
+int64_t store_handle_count(store *s, int64_t tenant_id /* 0: all */);
+
+/* GS1 key index of Digital Link: key (a canonical path such as "/01/09506000134352/10/A1")
+ * to handle. Keys are unique platform-wide (PL_EEXIST when another handle holds it). */
+int store_gs1_put(store *s, const char *key, int64_t handle_id);
+int store_gs1_clear(store *s, int64_t handle_id);
+/* Looks key up and calls cb with its handle row. PL_ENOTFOUND when absent. */
+int store_gs1_lookup(store *s, const char *key, store_handle_cb cb, void *ctx);
+
+/* Metadata templates: fields_json is a JSON array (copied). */
+typedef struct store_template {
+  int64_t id;
+  int64_t tenant_id;
+  char name[64];
+  char *fields_json; /* owned: store_template_clear frees it */
+  int64_t created_ms, updated_ms;
+} store_template;
+typedef int (*store_template_cb)(void *ctx, const store_template *t);
+void store_template_clear(store_template *t);
+/* Creates or replaces the tenant's template of that name. */
+int store_template_put(store *s, store_template *t);
+int store_template_get(store *s, int64_t tenant_id, const char *name, store_template *out);
+int store_template_delete(store *s, int64_t tenant_id, const char *name);
+int store_template_list(store *s, int64_t tenant_id, store_template_cb cb, void *ctx);
+
+/* Resolution statistics: counters added per prefix and day (days since the epoch, UTC). */
+typedef struct store_ident_stat {
+  int64_t prefix_id;
+  char prefix[128];
+  int64_t tenant_id;
+  int64_t day;
+  int64_t resolutions, not_found, registrations;
+} store_ident_stat;
+typedef int (*store_ident_stat_cb)(void *ctx, const store_ident_stat *st);
+int store_ident_stats_add(store *s, int64_t prefix_id, int64_t day, int64_t resolutions, int64_t not_found,
+                          int64_t registrations);
+/* Rows with since_day <= day < until_day, tenant_id 0: all, ordered by day then prefix. */
+int store_ident_stats_list(store *s, int64_t tenant_id, int64_t since_day, int64_t until_day,
+                           store_ident_stat_cb cb, void *ctx);
+
 #endif
