@@ -755,7 +755,7 @@ static const char *parse_point(parser *ps, const char *p) {
     fail(ps, PL_EINVAL, p, "missing fields");
     return NULL;
   }
-  int64_t ts;
+  int64_t ts = 0;
   if (parse_fields(ps, &p, row, field0) < 0 || parse_time(ps, p, &ts, &p) < 0)
     return NULL;
   if ((size_t)(p - ps->point) > ps->line_bytes_max) {
