@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "ingest/telemetry_json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -607,43 +608,6 @@ static int check_name(const char *what, size_t len, pl_err *err) {
   return 0;
 }
 
-static int parse_value(const char *name, json_t *v, tsdb_value *val, pl_err *err) {
-  if (json_is_real(v) || json_is_integer(v)) {
-    /* Every JSON number is a float, so 21 and 21.5 for one field never conflict. */
-    val->type = TSDB_FLOAT;
-    val->v.f = json_number_value(v);
-    return 0;
-  }
-  if (json_is_boolean(v)) {
-    val->type = TSDB_BOOL;
-    val->v.b = json_is_true(v);
-    return 0;
-  }
-  if (json_is_string(v)) {
-    size_t n = json_string_length(v);
-    if (n > TSDB_STRING_BYTES_MAX)
-      return pl_err_set(err, PL_EINVAL, "values.%.64s: a string value has at most %d bytes (got %zu)", name,
-                        TSDB_STRING_BYTES_MAX, n);
-    val->type = TSDB_STRING;
-    val->v.s = (tsdb_str){json_string_value(v), n};
-    return 0;
-  }
-  if (json_is_object(v)) {
-    json_t *i = json_object_get(v, "int");
-    if (json_object_size(v) == 1 && json_is_integer(i)) {
-      val->type = TSDB_INT;
-      val->v.i = (int64_t)json_integer_value(i);
-      return 0;
-    }
-    return pl_err_set(err, PL_EINVAL,
-                      "values.%.64s: an object value must be {\"int\": <integer>} (a 64-bit integer)", name);
-  }
-  if (json_is_null(v))
-    return pl_err_set(err, PL_EINVAL, "values.%.64s: null is not a value; leave the field out instead", name);
-  return pl_err_set(err, PL_EINVAL, "values.%.64s: must be a number, a boolean, a string or {\"int\": <integer>}",
-                    name);
-}
-
 /* Checks item i and fills rows[i] with tags and fields taken from the batch's arrays. */
 static int build_row(write_batch *w, size_t i, json_t *item, pl_err *err) {
   http_req *r = w->r;
@@ -738,7 +702,7 @@ static int build_row(write_batch *w, size_t i, json_t *item, pl_err *err) {
     tsdb_field *f = &w->fields[w->nfields];
     char what[96];
     snprintf(what, sizeof what, "values.%.64s", key);
-    if ((rc = check_name(what, strlen(key), err)) < 0 || (rc = parse_value(key, val, &f->value, err)) < 0)
+    if ((rc = check_name(what, strlen(key), err)) < 0 || (rc = ingest_json_value(key, val, &f->value, err)) < 0)
       return rc;
     f->name = (tsdb_str){key, strlen(key)};
     w->nfields++;
