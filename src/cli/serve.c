@@ -14,6 +14,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,22 +27,44 @@ static const char usage_head[] =
     "the INI file of --config, then PLATEAU_* environment variables, then these flags:\n\n";
 
 /* Time-series upkeep driven by the metadata: tenants' retention, and deletion of the data of
- * tenants that no longer exist (deleted with the CLI, or while the server was down). */
+ * tenants and databases that no longer exist (deleted with the CLI, by their tenant's deletion,
+ * or while the server was down). A namespace below STORE_DATABASE_NS_BASE is a tenant's default
+ * database (the tenant id); one at or above it is a row of the databases table, which belongs to
+ * a tenant whose retention applies to it too. */
 static void maintenance(store *db, tsdb *ts, int retention) {
-  int64_t ids[1024];
-  int n = tsdb_tenants(ts, ids, 1024);
-  for (int i = 0; i < n && i < 1024; i++) {
+  size_t max = 1024;
+  int64_t *ids = malloc(max * sizeof *ids);
+  int n = ids ? tsdb_tenants(ts, ids, max) : 0;
+  if (n > (int)max) { /* more namespaces than the first guess: take them all */
+    int64_t *more = realloc(ids, ((size_t)n + 64) * sizeof *ids);
+    if (more) {
+      ids = more;
+      max = (size_t)n + 64;
+      n = tsdb_tenants(ts, ids, max);
+    }
+  }
+  for (int i = 0; i < n && i < (int)max; i++) {
+    int64_t tenant_id = ids[i];
+    int rc = 0;
+    if (ids[i] >= STORE_DATABASE_NS_BASE) {
+      store_database d;
+      rc = store_database_get(db, 0, ids[i] - STORE_DATABASE_NS_BASE, &d);
+      if (rc == 0) tenant_id = d.tenant_id;
+    }
     store_tenant t;
-    int rc = store_tenant_get(db, ids[i], &t);
+    if (rc == 0) rc = store_tenant_get(db, tenant_id, &t);
     if (rc == PL_ENOTFOUND) {
       pl_err err = {{0}};
       int64_t gone = tsdb_delete(ts, ids[i], (tsdb_str){NULL, 0}, 0, INT64_MIN, INT64_MAX, &err);
-      PL_LOG(PL_LOG_INFO, "serve", "deleted time series of removed tenant=%lld points=%lld", (long long)ids[i],
+      PL_LOG(PL_LOG_INFO, "serve", "deleted time series of removed %s=%lld points=%lld",
+             ids[i] >= STORE_DATABASE_NS_BASE ? "database" : "tenant",
+             (long long)(ids[i] >= STORE_DATABASE_NS_BASE ? ids[i] - STORE_DATABASE_NS_BASE : ids[i]),
              (long long)gone);
     } else if (rc == 0 && retention && t.retention_days > 0) {
-      tsdb_retention_apply(ts, t.id, (int64_t)t.retention_days * 86400 * 1000000000LL, pl_now_ns());
+      tsdb_retention_apply(ts, ids[i], (int64_t)t.retention_days * 86400 * 1000000000LL, pl_now_ns());
     }
   }
+  free(ids);
 }
 
 int cli_serve(int argc, char **argv) {

@@ -154,6 +154,30 @@ int http_tenant(http_req *r, const char *area, store_tenant *out) {
   return 0;
 }
 
+int http_tsdb_ns(http_req *r, int64_t tenant_id, const char *db, int create, int64_t *ns) {
+  if (!db || !*db || strcmp(db, "plateau") == 0) {
+    *ns = tenant_id;
+    return 0;
+  }
+  size_t len = strlen(db);
+  if (len >= sizeof ((store_database *)0)->name || !pl_utf8_valid(db, len)) return PL_EINVAL;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)db[i] < 0x20 || db[i] == 0x7f) return PL_EINVAL;
+  store_database d;
+  int rc = store_database_get_by_name(r->db, tenant_id, db, &d);
+  if (rc == PL_ENOTFOUND && create) {
+    memset(&d, 0, sizeof d);
+    d.tenant_id = tenant_id;
+    memcpy(d.name, db, len + 1);
+    rc = store_database_create(r->db, &d);
+    /* Created meanwhile by a concurrent request: use that one. */
+    if (rc == PL_EEXIST) rc = store_database_get_by_name(r->db, tenant_id, db, &d);
+  }
+  if (rc < 0) return rc;
+  *ns = STORE_DATABASE_NS_BASE | d.id;
+  return 0;
+}
+
 int http_check_grant(http_req *r, const char *role) {
   int target = auth_role_parse(role);
   if (target < 0) return http_reply_error(r, 400, "unknown role \"%.32s\"", role);

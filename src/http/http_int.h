@@ -62,10 +62,18 @@ extern const http_route api_audit_routes[];
 extern const size_t api_audit_nroutes;
 extern const http_route api_telemetry_routes[];
 extern const size_t api_telemetry_nroutes;
+extern const http_route api_influxql_routes[];
+extern const size_t api_influxql_nroutes;
 extern const http_route api_handle_routes[];
 extern const size_t api_handle_nroutes;
 extern const http_route api_digital_link_routes[];
 extern const size_t api_digital_link_nroutes;
+extern const http_route api_influx_routes[];
+extern const size_t api_influx_nroutes;
+/* The InfluxDB-compatible paths (/write, /query, /ping) answer a body over the limit in
+ * InfluxDB's shape, {"error":"Request Entity Too Large"} with its headers (api_influx.c). */
+int http_influx_path(const char *path);
+void http_influx_too_large(http_req *r);
 
 /* ---- responses ---- */
 /* Sets a JSON response (takes ownership of body, which may be NULL for no body). */
@@ -97,6 +105,14 @@ int http_paging(http_req *r, int *limit, int64_t *after);
  * A read of another tenant by a cross-tenant role is audited as "<area>.read". Replies and
  * returns > 0 on failure (403 for ?tenant= from other roles, 404 unknown tenant). */
 int http_tenant(http_req *r, const char *area, store_tenant *out);
+/* The time-series namespace (tsdb's tenant_id parameter) of database `db` of tenant tenant_id,
+ * the one place where that mapping is made: the tenant's implicit default database (db NULL,
+ * "" or "plateau") is the tenant id itself, where device telemetry lands; any other database is
+ * STORE_DATABASE_NS_BASE | its id in the databases table. With create, a missing database is
+ * created (the caller audits it); without, it is PL_ENOTFOUND, as InfluxDB's /write answers
+ * "database not found". Names are 1..127 bytes of UTF-8 without control characters, else
+ * PL_EINVAL. Store errors (PL_EBUSY, PL_EIO) pass through. Writes *ns only on success. */
+int http_tsdb_ns(http_req *r, int64_t tenant_id, const char *db, int create, int64_t *ns);
 /* An admin_ctx for changes made by this request. */
 admin_ctx http_admin(http_req *r);
 /* Whether the caller may grant role; replies 403 and returns > 0 when not. */

@@ -149,7 +149,8 @@ static void dispatch(http_req *r) {
     return;
   }
   if (r->body_too_large) {
-    http_reply_error(r, 413, "the request body is larger than %lld bytes", (long long)s->deps.cfg->http_max_body_bytes);
+    if (http_influx_path(r->path)) http_influx_too_large(r);
+    else http_reply_error(r, 413, "the request body is larger than %lld bytes", (long long)s->deps.cfg->http_max_body_bytes);
     return;
   }
   const http_route *route = r->match.route;
@@ -243,8 +244,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->deps.cfg->http_max_body_bytes) {
       r->body_too_large = 1;
-      http_reply_error(r, 413, "the request body is larger than %lld bytes",
-                       (long long)s->deps.cfg->http_max_body_bytes);
+      if (http_influx_path(r->path)) http_influx_too_large(r);
+      else http_reply_error(r, 413, "the request body is larger than %lld bytes",
+                            (long long)s->deps.cfg->http_max_body_bytes);
       return queue(r);
     }
     return MHD_YES;
@@ -309,6 +311,8 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
                {api_device_routes, api_device_nroutes},
                {api_audit_routes, api_audit_nroutes},
                {api_telemetry_routes, api_telemetry_nroutes},
+               {api_influxql_routes, api_influxql_nroutes},
+               {api_influx_routes, api_influx_nroutes},
                {api_handle_routes, api_handle_nroutes},
                {api_digital_link_routes, api_digital_link_nroutes}};
   for (size_t i = 0; i < sizeof areas / sizeof areas[0] && rc == 0; i++) rc = append_routes(s, areas[i].r, areas[i].n);

@@ -159,6 +159,16 @@ static const char *const migrations[] = {
     "  registrations INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (prefix_id, day)"
     ") WITHOUT ROWID;",
+    /* 4: time-series databases of a tenant (InfluxDB's `db`). AUTOINCREMENT because an id
+     * names a namespace of time series: reusing the id of a deleted database would hand its
+     * not yet swept data to the next database created. */
+    "CREATE TABLE databases ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL CHECK (length(name) > 0),"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, name)"
+    ");",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -81,6 +81,32 @@ int store_tenant_update(store *s, const store_tenant *t);
 int store_tenant_delete(store *s, int64_t id);
 int store_tenant_list(store *s, int64_t after_id, int limit, store_tenant_cb cb, void *ctx);
 
+/* ---- databases (InfluxDB's `db`; store/database.c) ----
+ * A tenant's named time-series databases. Their data lives in the time-series engine under the
+ * namespace STORE_DATABASE_NS_BASE | id; the tenant's implicit default database, "plateau", has
+ * no row and uses the tenant id as its namespace (http_tsdb_ns decides, in one place). Ids are
+ * never reused (AUTOINCREMENT), so a new database can never inherit a deleted one's data. */
+#define STORE_DATABASE_NS_BASE (INT64_C(1) << 40)
+
+typedef struct store_database {
+  int64_t id;
+  int64_t tenant_id;
+  char name[128]; /* unique within the tenant, 1..127 bytes */
+  int64_t created_ms;
+} store_database;
+typedef int (*store_database_cb)(void *ctx, const store_database *d);
+
+/* d->tenant_id must exist (PL_ENOTFOUND); PL_EEXIST when the tenant has the name already.
+ * Writes d->id and d->created_ms. */
+int store_database_create(store *s, store_database *d);
+int store_database_get_by_name(store *s, int64_t tenant_id, const char *name, store_database *out);
+/* tenant_id 0: a database of any tenant (for the server's maintenance sweep). */
+int store_database_get(store *s, int64_t tenant_id, int64_t id, store_database *out);
+/* A tenant's databases in id order (tenant_id 0: every tenant's). */
+int store_database_list(store *s, int64_t tenant_id, int64_t after_id, int limit,
+                        store_database_cb cb, void *ctx);
+int store_database_delete(store *s, int64_t tenant_id, int64_t id);
+
 /* ---- users ---- */
 typedef struct store_user {
   int64_t id;
