@@ -15,6 +15,7 @@
 #define INT(field) PL_CFG_INT, offsetof(pl_config, field), sizeof(int)
 #define SIZE(field) PL_CFG_SIZE, offsetof(pl_config, field), sizeof(int64_t)
 #define DUR(field) PL_CFG_DURATION, offsetof(pl_config, field), sizeof(int64_t)
+#define BOOL(field) PL_CFG_BOOL, offsetof(pl_config, field), sizeof(int)
 #define MS 1000000LL
 #define SEC 1000000000LL
 
@@ -33,7 +34,44 @@ static const pl_config_opt options[] = {
      "Memory for a request's line and headers; larger ones get 431."},
     {"http_timeout", NULL, DUR(http_timeout_ns), "30s", 1 * SEC, 3600 * SEC, NULL,
      "An idle HTTP connection is closed after this long."},
-    {"mqtt_listen", "mqtt", STR(mqtt_listen), "[::]:1883", 0, 0, NULL, "MQTT listener, HOST:PORT."},
+    {"mqtt_listen", "mqtt", STR(mqtt_listen), "[::]:1883", 0, 0, NULL,
+     "MQTT listener (plain TCP), HOST:PORT; an empty value disables it."},
+    {"mqtt_tls_listen", NULL, STR(mqtt_tls_listen), "[::]:8883", 0, 0, NULL,
+     "MQTT over TLS listener, HOST:PORT; it runs when mqtt_tls_cert is set."},
+    {"mqtt_tls_cert", NULL, STR(mqtt_tls_cert), "", 0, 0, NULL,
+     "PEM file with the MQTT TLS server certificate (and its chain)."},
+    {"mqtt_tls_key", NULL, STR(mqtt_tls_key), "", 0, 0, NULL, "PEM file with the private key of mqtt_tls_cert."},
+    {"mqtt_tls_ca", NULL, STR(mqtt_tls_ca), "", 0, 0, NULL,
+     "PEM file of CA certificates for device client certificates (subject O = tenant, CN = device); "
+     "empty: no client-certificate authentication."},
+    {"mqtt_allow_anonymous", NULL, BOOL(mqtt_allow_anonymous), "0", 0, 1, NULL,
+     "Admit MQTT clients without credentials into one shared sandbox namespace (tests, closed networks)."},
+    {"mqtt_max_packet_bytes", NULL, SIZE(mqtt_max_packet_bytes), "262144", 1024, 268435460, NULL,
+     "Largest MQTT packet accepted; larger ones close the connection (reason 0x95)."},
+    {"mqtt_max_connections", NULL, INT(mqtt_max_connections), "100000", 1, 10000000, NULL,
+     "Concurrent MQTT connections; more are refused (reason 0x89 Server busy)."},
+    {"mqtt_receive_max", NULL, INT(mqtt_receive_max), "1000", 1, 65535, NULL,
+     "QoS 1 and 2 messages a client may have unacknowledged towards the server (MQTT 5 Receive Maximum)."},
+    {"mqtt_max_inflight", NULL, INT(mqtt_max_inflight), "100", 1, 65535, NULL,
+     "QoS 1 and 2 messages sent to a client and not yet acknowledged; more wait in its queue."},
+    {"mqtt_max_queued", NULL, INT(mqtt_max_queued), "1000", 0, 10000000, NULL,
+     "QoS 1 and 2 messages queued per session (offline or past max_inflight); more are dropped."},
+    {"mqtt_connection_rate_max", NULL, INT(mqtt_connection_rate_max), "10000", 0, 100000000, NULL,
+     "PUBLISH packets a second one connection may send; 0: no limit (reason 0x96 when exceeded)."},
+    {"mqtt_tenant_connections_max", NULL, INT(mqtt_tenant_connections_max), "10000", 1, 10000000, NULL,
+     "Concurrent MQTT connections of one tenant (reason 0x97 Quota exceeded)."},
+    {"mqtt_tenant_rate_max", NULL, INT(mqtt_tenant_rate_max), "100000", 0, 100000000, NULL,
+     "PUBLISH packets a second from all connections of one tenant; 0: no limit (reason 0x97)."},
+    {"mqtt_tenant_queued_max", NULL, INT(mqtt_tenant_queued_max), "1000000", 0, 100000000, NULL,
+     "Messages queued across all sessions of one tenant; more are dropped."},
+    {"mqtt_topic_alias_max", NULL, INT(mqtt_topic_alias_max), "32", 0, 65535, NULL,
+     "Topic aliases a client may define (MQTT 5 Topic Alias Maximum); 0 disables them."},
+    {"mqtt_session_expiry_max", NULL, DUR(mqtt_session_expiry_max_ns), "7d", 0, 3650LL * 86400 * SEC, NULL,
+     "Longest time a disconnected persistent session is kept (MQTT 3.1.1 clean_session=0 sessions too)."},
+    {"mqtt_sys_interval", NULL, DUR(mqtt_sys_interval_ns), "10s", 1 * SEC, 3600 * SEC, NULL,
+     "How often the $SYS/broker/... statistics are published."},
+    {"mqtt_gateway_devices_max", NULL, INT(mqtt_gateway_devices_max), "1000", 0, 10000000, NULL,
+     "Gateways create unknown sub-devices while their tenant has fewer devices than this."},
     {"handle_listen", "handle", STR(handle_listen), "[::]:2641", 0, 0, NULL,
      "Handle protocol listener (UDP and TCP), HOST:PORT."},
     {"handle_parents", NULL, STR(handle_parents), "", 0, 0, NULL,
@@ -116,6 +154,11 @@ static int set_opt(pl_config *cfg, const pl_config_opt *o, const char *value, pl
       return pl_err_set(err, PL_EINVAL, "%s: \"%s\" is not a %s", o->name, value,
                         o->type == PL_CFG_INT ? "whole number" : "size (e.g. 16384, 64KiB, 8MiB)");
     break;
+  case PL_CFG_BOOL:
+    if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on")) v = 1;
+    else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off")) v = 0;
+    else return pl_err_set(err, PL_EINVAL, "%s: \"%s\" is not a boolean (1 or 0, true or false)", o->name, value);
+    break;
   case PL_CFG_DURATION:
     if (pl_duration_parse(value, &v) < 0)
       return pl_err_set(err, PL_EINVAL, "%s: \"%s\" is not a duration (e.g. 100ms, 30s, 12h, 7d)", o->name, value);
@@ -124,7 +167,7 @@ static int set_opt(pl_config *cfg, const pl_config_opt *o, const char *value, pl
   if (v < o->min || v > o->max)
     return pl_err_set(err, PL_EINVAL, "%s: %s is outside %lld..%lld%s", o->name, value, (long long)o->min,
                       (long long)o->max, o->type == PL_CFG_DURATION ? " ns" : "");
-  if (o->type == PL_CFG_INT) *(int *)base = (int)v;
+  if (o->type == PL_CFG_INT || o->type == PL_CFG_BOOL) *(int *)base = (int)v;
   else *(int64_t *)base = v;
   return 0;
 }
@@ -208,6 +251,10 @@ int pl_config_load_args(pl_config *cfg, int argc, char **argv, const char **posi
     const pl_config_opt *o = find_opt(name);
     if (!o) return pl_err_set(err, PL_EINVAL, "unknown option \"%s\" (see --help)", a);
     const char *value = eq ? eq + 1 : NULL;
+    /* A boolean flag may stand alone: `--mqtt-allow-anonymous` is `--mqtt-allow-anonymous 1`. */
+    if (!value && o->type == PL_CFG_BOOL &&
+        (i + 1 >= argc || set_opt(cfg, o, argv[i + 1], NULL) < 0))
+      value = "1";
     if (!value) {
       if (i + 1 >= argc) return pl_err_set(err, PL_EINVAL, "option %s needs a value", a);
       value = argv[++i];

@@ -24,6 +24,24 @@ typedef struct pl_config {
   int64_t http_max_header_bytes;
   int64_t http_timeout_ns;
   char mqtt_listen[300];
+  char mqtt_tls_listen[300];
+  char mqtt_tls_cert[1024];
+  char mqtt_tls_key[1024];
+  char mqtt_tls_ca[1024];
+  int mqtt_allow_anonymous;
+  int64_t mqtt_max_packet_bytes;
+  int mqtt_max_connections;
+  int mqtt_receive_max;
+  int mqtt_max_inflight;
+  int mqtt_max_queued;
+  int mqtt_connection_rate_max;
+  int mqtt_tenant_connections_max;
+  int mqtt_tenant_rate_max;
+  int mqtt_tenant_queued_max;
+  int mqtt_topic_alias_max;
+  int64_t mqtt_session_expiry_max_ns;
+  int64_t mqtt_sys_interval_ns;
+  int mqtt_gateway_devices_max;
   char handle_listen[300];
   char handle_parents[1024];
   int handle_cache_max;
@@ -39,7 +57,9 @@ typedef struct pl_config {
   int64_t tsdb_fsync_interval_ns;
 } pl_config;
 
-typedef enum { PL_CFG_STRING, PL_CFG_INT, PL_CFG_SIZE, PL_CFG_DURATION } pl_config_type;
+/* PL_CFG_BOOL is an int 0 or 1, written 0|1|true|false|yes|no|on|off; as a flag it may stand
+ * alone (`--mqtt-allow-anonymous` means 1). */
+typedef enum { PL_CFG_STRING, PL_CFG_INT, PL_CFG_SIZE, PL_CFG_DURATION, PL_CFG_BOOL } pl_config_type;
 
 typedef struct pl_config_opt {
   const char *name;  /* snake_case; flag --name-with-dashes, env PLATEAU_NAME */

@@ -10,6 +10,7 @@
 #include "base/version.h"
 #include "http/http.h"
 #include "ident/ident.h"
+#include "mqtt/mqtt.h"
 #include "tsdb/tsdb.h"
 
 #include <signal.h>
@@ -150,22 +151,32 @@ int cli_serve(int argc, char **argv) {
   /* Identifiers: the engine (cache, statistics) shared by HTTP and the Handle server. */
   ident *idn = NULL;
   ident_server *hdl = NULL;
-  rc = store_pool_new(db_path, cfg.http_threads + 2, &pool, &err);
+  /* MQTT: its own thread and libuv loop (src/mqtt/mqtt.h), started before HTTP, whose RPC and
+   * device endpoints call into it. Its metadata work runs on libuv's 4 worker threads, which take
+   * connections from the same pool. */
+  mqtt_server *mqtt = NULL;
+  rc = store_pool_new(db_path, cfg.http_threads + 2 + 4, &pool, &err);
   if (rc == 0) rc = tsdb_open(&topts, &ts, &err);
   if (rc == 0) {
     ident_opts io;
     ident_opts_from_config(&cfg, &io);
     rc = ident_new(&io, &idn, &err);
   }
+  if (rc == 0 && (cfg.mqtt_listen[0] || cfg.mqtt_tls_cert[0])) {
+    mqtt_deps md = {&cfg, pool, d.audit, ts};
+    rc = mqtt_server_start(&md, &mqtt, &err);
+  }
   if (rc == 0 && cfg.http_listen[0]) {
-    http_deps deps = {&cfg, pool, d.audit, ts, idn};
+    http_deps deps = {&cfg, pool, d.audit, ts, idn, mqtt};
     rc = http_server_start(&deps, cfg.http_listen, &http, &err);
   }
   if (rc == 0 && cfg.handle_listen[0]) /* its own thread: see ident/server.c */
     rc = ident_server_start(idn, db_path, cfg.handle_listen, http ? http_server_port(http) : 0, &hdl, &err);
   if (rc < 0) {
     fprintf(stderr, "plateau serve: %s\n", err.msg[0] ? err.msg : pl_strerror(rc));
+    mqtt_server_stop(mqtt);
     http_server_stop(http);
+    mqtt_server_free(mqtt);
     ident_free(idn);
     tsdb_close(ts);
     store_pool_free(pool);
@@ -177,6 +188,7 @@ int cli_serve(int argc, char **argv) {
   PL_LOG(PL_LOG_INFO, "serve", "version=%s data=%s http=%s http_port=%d", PLATEAU_VERSION, cfg.data_dir,
          pl_log_quote(cfg.http_listen, listen_q, sizeof listen_q), http ? http_server_port(http) : 0);
   if (hdl) PL_LOG(PL_LOG_INFO, "serve", "handle_port=%d (udp+tcp)", ident_server_port(hdl));
+  if (mqtt) PL_LOG(PL_LOG_INFO, "serve", "mqtt_port=%d mqtt_tls_port=%d", mqtt_server_port(mqtt), mqtt_server_tls_port(mqtt));
 
   /* The main thread waits for a signal and, once a minute, runs maintenance. */
   int sig = 0;
@@ -193,7 +205,11 @@ int cli_serve(int argc, char **argv) {
   }
   PL_LOG(PL_LOG_INFO, "serve", "signal=%d shutting down", sig);
   ident_server_stop(hdl);
+  /* MQTT first (clients told, telemetry writes finished, waiting RPC calls answered), then HTTP,
+   * whose handlers may still hold the MQTT server; only then is it freed. */
+  mqtt_server_stop(mqtt);
   http_server_stop(http);
+  mqtt_server_free(mqtt);
   ident_free(idn);
   tsdb_close(ts);
   store_pool_free(pool);

@@ -16,6 +16,7 @@ typedef struct http_deps {
   auth_audit *audit;     /* borrowed */
   tsdb *tsdb;            /* borrowed; the time-series engine */
   struct ident *ident;   /* borrowed; the identifier resolution engine (ident/ident.h) */
+  struct mqtt_server *mqtt; /* borrowed; the MQTT server (mqtt/mqtt.h), NULL when disabled */
 } http_deps;
 
 typedef struct http_server http_server;
