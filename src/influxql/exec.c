@@ -114,6 +114,17 @@ static int count_points(exec *x, size_t n) {
   return 0;
 }
 
+/* A double as an int64, saturating (a plain cast of an out-of-range value is undefined). */
+static int64_t d2i(double f) {
+  if (isnan(f))
+    return 0;
+  if (f >= 9223372036854775807.0)
+    return INT64_MAX;
+  if (f <= -9223372036854775808.0)
+    return INT64_MIN;
+  return (int64_t)f;
+}
+
 /* qsort, which must not be given a NULL base even for zero elements. */
 static void xsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
   if (n > 1)
@@ -393,6 +404,7 @@ enum { EV_NULL = 0, EV_FLOAT, EV_INT, EV_STR, EV_BOOL, EV_UNKNOWN, EV_REGEX };
 
 typedef struct ev {
   int kind;
+  int is_time; /* an instant (time, now(), their sums): strings compare as time literals */
   double f;
   int64_t i;
   const char *s;
@@ -409,6 +421,7 @@ typedef struct evctx {
   const char *const *row_fields; /* names of the values in row */
   const influxql_value *row;     /* NULL: fields unknown */
   size_t nrow;
+  int64_t ts; /* the point's time, with row */
 } evctx;
 
 static int is_field_name(const evctx *c, const influxql_expr *v) {
@@ -433,6 +446,22 @@ static ev ev_from_value(const influxql_value *v) {
 }
 
 static ev eval(const evctx *c, const influxql_expr *e);
+static int parse_time_literal(const char *s, int64_t *out);
+
+/* A string beside an instant reads as a time literal ('2026-01-01T00:00:00Z'). */
+static void as_time(ev *v) {
+  if (v->kind != EV_STR)
+    return;
+  char buf[64];
+  int64_t t;
+  if (v->len >= sizeof buf)
+    return;
+  memcpy(buf, v->s, v->len);
+  buf[v->len] = 0;
+  if (parse_time_literal(buf, &t) < 0)
+    return;
+  v->kind = EV_INT, v->i = t, v->f = (double)t, v->is_time = 1;
+}
 
 static int ev_num(const ev *v) {
   return v->kind == EV_FLOAT || v->kind == EV_INT;
@@ -501,6 +530,10 @@ static int str_cmp(const ev *a, const ev *b) {
 static ev compare(const evctx *c, influxql_op op, ev a, ev b) {
   if (a.kind == EV_UNKNOWN || b.kind == EV_UNKNOWN)
     return ev_unknown();
+  if (a.is_time)
+    as_time(&b);
+  if (b.is_time)
+    as_time(&a);
   if (op == INFLUXQL_OP_EQREGEX || op == INFLUXQL_OP_NEQREGEX) {
     if (b.kind != EV_REGEX || a.kind != EV_STR)
       return ev_bool(0);
@@ -552,6 +585,12 @@ static ev eval(const evctx *c, const influxql_expr *e) {
     return ev_bool(1);
   switch (e->kind) {
   case INFLUXQL_EXPR_VARREF:
+    if (strcasecmp(e->str, "time") == 0 && e->vtype == INFLUXQL_VT_ANY) {
+      if (!c->row)
+        return ev_unknown();
+      r.kind = EV_INT, r.i = c->ts, r.f = (double)c->ts, r.is_time = 1;
+      return r;
+    }
     if (is_field_name(c, e)) {
       if (!c->row)
         return ev_unknown();
@@ -574,6 +613,12 @@ static ev eval(const evctx *c, const influxql_expr *e) {
   case INFLUXQL_EXPR_BOOL: return ev_bool(e->b);
   case INFLUXQL_EXPR_REGEX: r.kind = EV_REGEX, r.node = e; return r;
   case INFLUXQL_EXPR_PAREN: return eval(c, e->lhs);
+  case INFLUXQL_EXPR_CALL:
+    if (strcmp(e->str, "now") == 0 && e->nargs == 0) {
+      r.kind = EV_INT, r.i = c->x->o->now_ns, r.f = (double)r.i, r.is_time = 1;
+      return r;
+    }
+    return r;
   case INFLUXQL_EXPR_BINARY: {
     if (e->op == INFLUXQL_OP_AND || e->op == INFLUXQL_OP_OR) {
       ev a = eval(c, e->lhs);
@@ -605,6 +650,16 @@ static ev eval(const evctx *c, const influxql_expr *e) {
     case INFLUXQL_OP_BITXOR:
       if (a.kind == EV_UNKNOWN || b.kind == EV_UNKNOWN)
         return ev_unknown();
+      if (e->op == INFLUXQL_OP_ADD || e->op == INFLUXQL_OP_SUB) {
+        /* '2026-01-01T00:00:00Z' + 10m is an instant */
+        if (a.kind == EV_STR && ev_num(&b))
+          as_time(&a);
+        if (a.is_time) {
+          ev t = arith(e->op, a, b);
+          t.is_time = 1;
+          return t;
+        }
+      }
       return arith(e->op, a, b);
     default: return compare(c, e->op, a, b);
     }
@@ -855,8 +910,22 @@ static int split_time(exec *x, influxql_expr *e, trange *r, influxql_expr **rest
     return 0;
   }
   if (e->op == INFLUXQL_OP_OR) {
-    if (has_time_ref(e))
-      return stmt_err(x, "invalid condition: time conditions must be joined with AND");
+    /* Time conditions under OR: the range read is the union of the branches' ranges, and the
+     * whole expression (time comparisons included) is evaluated per point. */
+    if (has_time_ref(e)) {
+      trange a, b;
+      influxql_expr *ra, *rb;
+      range_init(&a);
+      range_init(&b);
+      if ((rc = split_time(x, e->lhs, &a, &ra)))
+        return rc;
+      if ((rc = split_time(x, e->rhs, &b, &rb)))
+        return rc;
+      if (a.has_min && b.has_min)
+        range_min(r, a.min < b.min ? a.min : b.min);
+      if (a.has_max && b.has_max)
+        range_max(r, a.max > b.max ? a.max : b.max);
+    }
     *rest = e;
     return 0;
   }
@@ -968,7 +1037,7 @@ static int read_field(exec *x, int64_t ns, const xgroup *g, const char *field, i
     out->ts[n] = t;
     switch (type) {
     case TSDB_FLOAT: out->f[n] = v->kind == INFLUXQL_V_INT ? (double)v->v.i : v->v.f; break;
-    case TSDB_INT: out->i[n] = v->kind == INFLUXQL_V_FLOAT ? (int64_t)v->v.f : v->v.i; break;
+    case TSDB_INT: out->i[n] = v->kind == INFLUXQL_V_FLOAT ? d2i(v->v.f) : v->v.i; break;
     case TSDB_BOOL: out->b[n] = (uint8_t)v->v.b; break;
     case TSDB_STRING:
       out->s[n] = v->v.s.p;
@@ -1207,7 +1276,7 @@ static int make_tagsets(exec *x, const meas *m, const influxql_expr *cond, const
     return PL_ENOMEM;
   for (size_t i = 0; i < m->n && rc == 0; i++) {
     xgroup *g = m->g[i];
-    evctx c = {x, g, m, NULL, NULL, 0};
+    evctx c = {x, g, m, NULL, NULL, 0, 0};
     int t = cond_truth(&c, cond);
     if (t == 0)
       continue;
@@ -1419,8 +1488,11 @@ typedef struct plan {
   size_t ncols;       /* without time */
   aggref *aggs;
   size_t naggs, cap_aggs;
-  int wildcard; /* raw `*`: columns are resolved per statement from the measurements */
-  const influxql_expr *time_alias_field;
+  /* auxiliary fields and tags of a lone selector (SELECT max(v), host ...): their values at
+   * the selected point, per bucket */
+  col **aux;
+  size_t naux;
+  influxql_value *auxv; /* nbuckets * naux, for the tag set being run */
 } plan;
 
 static int add_agg(exec *x, plan *p, int func, const char *field, double pct, size_t *idx) {
@@ -1453,7 +1525,14 @@ static int numeric_arg(const influxql_expr *e, double *v) {
 }
 
 /* Builds the evaluation tree of a field expression; *kind_out collects what it contains. */
-enum { HAS_AGG = 1, HAS_RAW = 2, HAS_TRANSFORM = 4, HAS_RAW_TRANSFORM = 8, HAS_FIELD = 16 };
+enum {
+  HAS_AGG = 1,
+  HAS_RAW = 2,
+  HAS_TRANSFORM = 4,
+  HAS_RAW_TRANSFORM = 8,
+  HAS_FIELD = 16,
+  HAS_WILDCARD_AGG = 32
+};
 
 static int build_col(exec *x, plan *p, const influxql_expr *e, col **out, int *has) {
   int rc;
@@ -1514,9 +1593,12 @@ static int build_col(exec *x, plan *p, const influxql_expr *e, col **out, int *h
       const influxql_expr *a = e->args[0];
       if (a->kind == INFLUXQL_EXPR_CALL && strcmp(a->str, "distinct") == 0 && f == F_COUNT)
         return stmt_err(x, "count(distinct()) is not supported by Plateau");
-      if (a->kind == INFLUXQL_EXPR_WILDCARD || a->kind == INFLUXQL_EXPR_REGEX)
-        return stmt_err(
-            x, "%s() over a wildcard or regex is not supported by Plateau; name the field", e->str);
+      if (a->kind == INFLUXQL_EXPR_WILDCARD || a->kind == INFLUXQL_EXPR_REGEX) {
+        /* mean(*) or max over a regex: one column per field, made by raw_columns */
+        *has |= HAS_AGG | HAS_WILDCARD_AGG;
+        *out = NULL;
+        return 0;
+      }
       if (a->kind != INFLUXQL_EXPR_VARREF)
         return stmt_err(x, "expected field argument in %s()", e->str);
       double pct = 0;
@@ -2029,7 +2111,7 @@ static int run_raw_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       if (t < sc->range.min || t > sc->range.max)
         continue;
       if (ts->match[gi] < 0) {
-        evctx c = {x, g, m, names, fv, nn};
+        evctx c = {x, g, m, names, fv, nn, t};
         if (cond_truth(&c, sc->cond) != 1)
           continue;
       }
@@ -2095,12 +2177,24 @@ static void acc_free(acc *a) {
 
 /* Adds one point. Ties follow InfluxDB's reducers: first/last prefer the larger value at equal
  * times, min/max the earlier point at equal values. */
-static int acc_add(exec *x, acc *a, int func, int64_t ts, const influxql_value *v) {
-  double f = v->kind == INFLUXQL_V_INT    ? (double)v->v.i
-             : v->kind == INFLUXQL_V_BOOL ? (double)v->v.b
-                                          : v->v.f;
-  int64_t i = v->kind == INFLUXQL_V_INT ? v->v.i : (int64_t)f;
+/* At equal times first() and last() keep the greater value (true over false, later strings). */
+static int greater(const influxql_value *v, double f, double cur, const char *scur,
+                   size_t scur_len) {
+  if (v->kind != INFLUXQL_V_STRING)
+    return f > cur;
+  size_t n = v->v.s.len < scur_len ? v->v.s.len : scur_len;
+  int c = n ? memcmp(v->v.s.p, scur, n) : 0;
+  return c > 0 || (c == 0 && v->v.s.len > scur_len);
+}
+
+static int acc_add(exec *x, acc *a, int func, int64_t ts, const influxql_value *v, int *selected) {
+  double f = v->kind == INFLUXQL_V_INT     ? (double)v->v.i
+             : v->kind == INFLUXQL_V_BOOL  ? (double)v->v.b
+             : v->kind == INFLUXQL_V_FLOAT ? v->v.f
+                                           : 0;
+  int64_t i = v->kind == INFLUXQL_V_INT ? v->v.i : d2i(f);
   if (!a->has) {
+    *selected = 1;
     a->has = 1;
     a->min = a->max = a->first = a->last = f;
     a->imin = a->imax = a->ifirst = a->ilast = i;
@@ -2113,12 +2207,18 @@ static int acc_add(exec *x, acc *a, int func, int64_t ts, const influxql_value *
         return PL_ENOMEM;
     }
   } else {
-    if (f < a->min || (f == a->min && ts < a->min_ts))
+    if (f < a->min || (f == a->min && ts < a->min_ts)) {
       a->min = f, a->imin = i, a->min_ts = ts;
-    if (f > a->max || (f == a->max && ts < a->max_ts))
+      *selected |= func == F_MIN;
+    }
+    if (f > a->max || (f == a->max && ts < a->max_ts)) {
       a->max = f, a->imax = i, a->max_ts = ts;
-    if (ts < a->first_ts || (ts == a->first_ts && f > a->first)) {
+      *selected |= func == F_MAX;
+    }
+    if (ts < a->first_ts ||
+        (ts == a->first_ts && greater(v, f, a->first, a->sfirst, a->sfirst_len))) {
       a->first = f, a->ifirst = i, a->first_ts = ts;
+      *selected |= func == F_FIRST;
       if (v->kind == INFLUXQL_V_BOOL)
         a->bfirst = v->v.b;
       if (v->kind == INFLUXQL_V_STRING) {
@@ -2127,8 +2227,9 @@ static int acc_add(exec *x, acc *a, int func, int64_t ts, const influxql_value *
         a->sfirst_len = v->v.s.len;
       }
     }
-    if (ts > a->last_ts || (ts == a->last_ts && f > a->last)) {
+    if (ts > a->last_ts || (ts == a->last_ts && greater(v, f, a->last, a->slast, a->slast_len))) {
       a->last = f, a->ilast = i, a->last_ts = ts;
+      *selected |= func == F_LAST;
       if (v->kind == INFLUXQL_V_BOOL)
         a->blast = v->v.b;
       if (v->kind == INFLUXQL_V_STRING) {
@@ -2160,6 +2261,29 @@ static int acc_add(exec *x, acc *a, int func, int64_t ts, const influxql_value *
   return 0;
 }
 
+/* Records the auxiliary values of the point a selector just chose: tags of its group, fields of
+ * its row (strings copied: the row's buffers are reused). */
+static int aux_capture(exec *x, const plan *p, const meas *m, const xgroup *g, const char **names,
+                       const influxql_value *fv, size_t nn, influxql_value *out) {
+  for (size_t c = 0; c < p->naux; c++) {
+    const col *ac = p->aux[c];
+    influxql_value v = {0};
+    if (ac->kind == C_FIELD && meas_field(m, ac->name) >= 0) {
+      for (size_t q = 0; q < nn; q++)
+        if (strcmp(names[q], ac->name) == 0)
+          v = fv[q];
+    } else {
+      const char *t = tag_value(g, ac->name);
+      if (t)
+        v.kind = INFLUXQL_V_STRING, v.v.s.p = t, v.v.s.len = strlen(t);
+    }
+    if (v.kind == INFLUXQL_V_STRING && !(v.v.s.p = xstrndup(x, v.v.s.p ? v.v.s.p : "", v.v.s.len)))
+      return PL_ENOMEM;
+    out[c] = v;
+  }
+  return 0;
+}
+
 /* Merges an engine bucket (statistics of one group) into an accumulator. */
 static void acc_add_bucket(acc *a, const tsdb_bucket *b, tsdb_type type) {
   if (!b->present || !b->count)
@@ -2168,33 +2292,44 @@ static void acc_add_bucket(acc *a, const tsdb_bucket *b, tsdb_type type) {
   if (!a->has) {
     a->has = 1;
     a->min = b->min, a->max = b->max, a->first = b->first, a->last = b->last;
-    a->imin = (int64_t)b->min, a->imax = (int64_t)b->max, a->ifirst = (int64_t)b->first,
-    a->ilast = (int64_t)b->last;
+    a->imin = d2i(b->min), a->imax = d2i(b->max), a->ifirst = d2i(b->first),
+    a->ilast = d2i(b->last);
     a->first_ts = b->first_ts, a->last_ts = b->last_ts;
+    a->bfirst = b->first != 0, a->blast = b->last != 0;
     a->min_ts = a->max_ts = b->start_ns;
   } else {
     if (b->min < a->min)
-      a->min = b->min, a->imin = (int64_t)b->min;
+      a->min = b->min, a->imin = d2i(b->min);
     if (b->max > a->max)
-      a->max = b->max, a->imax = (int64_t)b->max;
+      a->max = b->max, a->imax = d2i(b->max);
     if (b->first_ts < a->first_ts || (b->first_ts == a->first_ts && b->first > a->first))
-      a->first = b->first, a->ifirst = (int64_t)b->first, a->first_ts = b->first_ts;
+      a->first = b->first, a->ifirst = d2i(b->first), a->first_ts = b->first_ts,
+      a->bfirst = b->first != 0;
     if (b->last_ts > a->last_ts || (b->last_ts == a->last_ts && b->last > a->last))
-      a->last = b->last, a->ilast = (int64_t)b->last, a->last_ts = b->last_ts;
+      a->last = b->last, a->ilast = d2i(b->last), a->last_ts = b->last_ts, a->blast = b->last != 0;
   }
   a->count += b->count;
   a->sum += b->sum;
   if (is_int)
-    a->isum = (int64_t)((uint64_t)a->isum + (uint64_t)(int64_t)llround(b->sum));
+    a->isum = (int64_t)((uint64_t)a->isum + (uint64_t)d2i(round(b->sum)));
 }
 
-static int cmp_dbl(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return a < b ? -1 : a > b;
+typedef struct vt {
+  double v;
+  int64_t t;
+} vt;
+
+static int cmp_vt(const void *x, const void *y) {
+  const vt *a = x, *b = y;
+  if (a->v != b->v)
+    return a->v < b->v ? -1 : 1;
+  return a->t < b->t ? -1 : a->t > b->t;
 }
 
-/* The value of an aggregate over an accumulator (and, for selectors, the selected time). */
-static influxql_value acc_result(acc *a, const aggref *r, int64_t *sel_ts) {
+/* The value of an aggregate over an accumulator; for selectors also the selected point's time.
+ * *emit is cleared when the function produces no point at all (a percentile outside the
+ * points), which InfluxDB distinguishes from a null value. */
+static influxql_value acc_result(acc *a, const aggref *r, int64_t *sel_ts, int *emit) {
   influxql_value v = {0};
   if (!a->has) {
     if (r->func == F_COUNT)
@@ -2269,52 +2404,47 @@ static influxql_value acc_result(acc *a, const aggref *r, int64_t *sel_ts) {
     size_t n = a->nvals;
     if (!n)
       break;
-    /* sort values with their times */
-    size_t *idx = malloc(n * sizeof *idx);
-    double *sv = malloc(n * sizeof *sv);
-    if (!idx || !sv) {
-      free(idx);
-      free(sv);
+    /* the points ordered by (value, time) */
+    vt *sv = malloc(n * sizeof *sv);
+    if (!sv)
       break;
-    }
-    memcpy(sv, a->vals, n * sizeof *sv);
-    xsort(sv, n, sizeof *sv, cmp_dbl);
+    for (size_t i = 0; i < n; i++)
+      sv[i].v = a->vals[i], sv[i].t = a->vts[i];
+    xsort(sv, n, sizeof *sv, cmp_vt);
     if (r->func == F_MEDIAN) {
-      double m = n % 2 ? sv[n / 2] : sv[n / 2 - 1] + (sv[n / 2] - sv[n / 2 - 1]) / 2;
+      double m = n % 2 ? sv[n / 2].v : sv[n / 2 - 1].v + (sv[n / 2].v - sv[n / 2 - 1].v) / 2;
       v.kind = INFLUXQL_V_FLOAT, v.v.f = m;
     } else if (r->func == F_PERCENTILE) {
+      /* nearest rank; outside the points there is no answer (no point, as in InfluxDB) */
       double rank = floor((double)n * r->pct / 100.0 + 0.5) - 1;
       if (rank >= 0 && rank < (double)n) {
-        double pv = sv[(size_t)rank];
+        const vt *pv = &sv[(size_t)rank];
         if (is_int)
-          v.kind = INFLUXQL_V_INT, v.v.i = (int64_t)pv;
+          v.kind = INFLUXQL_V_INT, v.v.i = d2i(pv->v);
         else
-          v.kind = INFLUXQL_V_FLOAT, v.v.f = pv;
-        /* the time of the earliest point holding that value */
-        int64_t best = INT64_MAX;
-        for (size_t i = 0; i < n; i++)
-          if (a->vals[i] == pv && a->vts[i] < best)
-            best = a->vts[i];
-        *sel_ts = best;
+          v.kind = INFLUXQL_V_FLOAT, v.v.f = pv->v;
+        *sel_ts = pv->t;
+      } else {
+        *emit = 0;
       }
     } else {
-      /* mode: the most frequent value, the smallest among equals */
+      /* mode: the most frequent value; among equally frequent ones, the one seen first */
       size_t best_n = 0;
-      double best = sv[0];
+      double best = sv[0].v;
+      int64_t best_t = sv[0].t;
       for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < n && sv[j] == sv[i])
+        while (j < n && sv[j].v == sv[i].v)
           j++;
-        if (j - i > best_n)
-          best_n = j - i, best = sv[i];
+        if (j - i > best_n || (j - i == best_n && sv[i].t < best_t))
+          best_n = j - i, best = sv[i].v, best_t = sv[i].t;
         i = j;
       }
       if (is_int)
-        v.kind = INFLUXQL_V_INT, v.v.i = (int64_t)best;
+        v.kind = INFLUXQL_V_INT, v.v.i = d2i(best);
       else
         v.kind = INFLUXQL_V_FLOAT, v.v.f = best;
     }
-    free(idx);
     free(sv);
     break;
   }
@@ -2325,6 +2455,7 @@ static influxql_value acc_result(acc *a, const aggref *r, int64_t *sel_ts) {
 
 /* Bucket geometry: starts at offset + k * every, in the statement's time zone. */
 typedef struct buckets {
+  size_t skip; /* leading buckets read only for the transformations (not shown) */
   int64_t every, offset;
   int64_t first, last; /* bucket starts */
   size_t n;
@@ -2406,7 +2537,7 @@ static void fill_column(const influxql_select *s, const aggref *r, influxql_valu
                                   r->func == F_PERCENTILE || r->func == F_MODE));
         if (as_int)
           vals[k].kind = INFLUXQL_V_INT,
-          vals[k].v.i = s->fill_is_int ? s->fill_int : (int64_t)s->fill_number;
+          vals[k].v.i = s->fill_is_int ? s->fill_int : d2i(s->fill_number);
         else
           vals[k].kind = INFLUXQL_V_FLOAT, vals[k].v.f = s->fill_number;
       }
@@ -2494,7 +2625,7 @@ static void run_transform(const col *c, const influxql_value *in, const int64_t 
       }
       break;
     case T_CUMSUM:
-      if (in[k].kind == INFLUXQL_V_INT && (!have_cum || icum == (int64_t)cum)) {
+      if (in[k].kind == INFLUXQL_V_INT && (!have_cum || icum == d2i(cum))) {
         icum = (int64_t)((uint64_t)icum + (uint64_t)in[k].v.i);
         cum = (double)icum;
         out[k].kind = INFLUXQL_V_INT, out[k].v.i = icum;
@@ -2545,6 +2676,8 @@ static influxql_value agg_eval(const col *c, const plan *p, size_t k, const colv
         return tv[i].v[k];
     return v;
   case C_BIN: return binop(c->op, agg_eval(c->l, p, k, tv, ntv), agg_eval(c->r, p, k, tv, ntv));
+  case C_FIELD:
+  case C_TAG: return p->auxv ? p->auxv[k * p->naux + c->agg] : v;
   default: return v;
   }
 }
@@ -2564,6 +2697,26 @@ static int col_point(const col *c, const plan *p, size_t k, const uint8_t *const
            col_point(c->r, p, k, present, tv, ntv, fill_none);
   default: return 0;
   }
+}
+
+static int64_t transform_extension(const col *c) {
+  if (!c)
+    return 0;
+  if (c->kind == C_TRANSFORM) {
+    switch (c->transform) {
+    case T_DERIVATIVE:
+    case T_NN_DERIVATIVE:
+    case T_DIFFERENCE:
+    case T_NN_DIFFERENCE: return 1;
+    case T_MOVING_AVERAGE: return c->window - 1;
+    default: return 0;
+    }
+  }
+  if (c->kind == C_BIN) {
+    int64_t a = transform_extension(c->l), b = transform_extension(c->r);
+    return a > b ? a : b;
+  }
+  return 0;
 }
 
 static int collect_transforms(col *c, colvals **tv, size_t *n, size_t *cap) {
@@ -2625,6 +2778,8 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
   int any_dep = 0;
   for (size_t i = 0; i < ts->n; i++)
     any_dep |= ts->match[i] < 0;
+  if (rc == 0 && p->naux && !(p->auxv = calloc(nb * p->naux, sizeof *p->auxv)))
+    rc = PL_ENOMEM;
   /* type checks */
   for (size_t a = 0; a < p->naggs && rc == 0; a++) {
     int fi = meas_field(m, p->aggs[a].field);
@@ -2661,7 +2816,7 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       continue;
     tsdb_type ftype = m->types[mf];
     unsigned want = 0;
-    int engine_ok = !any_dep && bi->starts == NULL && !single_selector;
+    int engine_ok = !any_dep && bi->starts == NULL && !single_selector && !p->naux;
     for (size_t a = 0; a < p->naggs; a++) {
       if (strcmp(p->aggs[a].field, field) != 0)
         continue;
@@ -2714,8 +2869,9 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
         }
         continue;
       }
-      /* read the points: the field, and the condition's fields when the group depends on them */
-      size_t nn = 1 + (ts->match[gi] < 0 ? ncn : 0);
+      /* read the points: the field, the condition's fields when the group depends on them, and
+       * a selector's auxiliary fields */
+      size_t nn = 1 + (ts->match[gi] < 0 ? ncn : 0) + p->naux;
       const char **names = malloc(nn * sizeof *names);
       if (!names) {
         rc = PL_ENOMEM;
@@ -2726,6 +2882,13 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       for (size_t c = 0; ts->match[gi] < 0 && c < ncn; c++)
         if (strcmp(cnames[c], field) != 0)
           names[k++] = cnames[c];
+      for (size_t c = 0; c < p->naux; c++) {
+        int dup = 0;
+        for (size_t q = 0; q < k && !dup; q++)
+          dup = strcmp(names[q], p->aux[c]->name) == 0;
+        if (!dup && p->aux[c]->kind == C_FIELD && meas_field(m, p->aux[c]->name) >= 0)
+          names[k++] = p->aux[c]->name;
+      }
       nn = k;
       grows gr;
       influxql_value *fv = calloc(nn, sizeof *fv);
@@ -2741,7 +2904,7 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
         if (fv[0].kind == INFLUXQL_V_NULL)
           continue;
         if (ts->match[gi] < 0) {
-          evctx c = {x, g, m, names, fv, nn};
+          evctx c = {x, g, m, names, fv, nn, t};
           if (cond_truth(&c, sc->cond) != 1)
             continue;
         }
@@ -2751,7 +2914,10 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
         any_data = 1;
         for (size_t a = 0; a < p->naggs && rc == 0; a++)
           if (strcmp(p->aggs[a].field, field) == 0) {
-            rc = acc_add(x, &accs[a][idx], p->aggs[a].func, t, &fv[0]);
+            int selected = 0;
+            rc = acc_add(x, &accs[a][idx], p->aggs[a].func, t, &fv[0], &selected);
+            if (rc == 0 && selected && p->naux)
+              rc = aux_capture(x, p, m, g, names, fv, nn, p->auxv + idx * p->naux);
             present[a][idx] = 1;
           }
       }
@@ -2780,14 +2946,32 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       tsdb_type ty = mf >= 0 ? m->types[mf] : TSDB_FLOAT;
       for (size_t k = 0; k < nb; k++) {
         int64_t sel = bts[k];
-        p->aggs[a].val[k] = acc_result(&accs[a][k], &p->aggs[a], &sel);
+        int emit = 1;
+        p->aggs[a].val[k] = acc_result(&accs[a][k], &p->aggs[a], &sel, &emit);
+        if (!emit)
+          present[a][k] = 0;
         p->aggs[a].vts[k] = sel;
         /* count is 0, not null, in an empty bucket only while filling with null */
         if (!present[a][k] && p->aggs[a].func == F_COUNT && s->fill != INFLUXQL_FILL_NULL)
           p->aggs[a].val[k].kind = INFLUXQL_V_NULL;
       }
-      fill_column(s, &p->aggs[a], p->aggs[a].val, present[a], nb, ty);
+      (void)ty;
     }
+    /* A series whose functions produced no point at all is not shown (a percentile beyond the
+     * points, say), whatever the fill. */
+    int any_point = 0;
+    for (size_t a = 0; a < p->naggs && !any_point; a++)
+      for (size_t k = 0; k < nb && !any_point; k++)
+        any_point = present[a][k];
+    if (!any_point)
+      any_data = 0;
+    for (size_t a = 0; a < p->naggs && rc == 0 && any_data; a++) {
+      int mf = meas_field(m, p->aggs[a].field);
+      fill_column(s, &p->aggs[a], p->aggs[a].val, present[a], nb,
+                  mf >= 0 ? m->types[mf] : TSDB_FLOAT);
+    }
+  }
+  if (rc == 0 && any_data) {
     for (size_t c = 0; c < p->ncols && rc == 0; c++)
       rc = collect_transforms(p->cols[c], &tv, &ntv, &captv);
     for (size_t i = 0; i < ntv && rc == 0; i++) {
@@ -2806,7 +2990,8 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
     rows = rc == 0 ? malloc(nb * ncols * sizeof *rows) : NULL;
     if (rc == 0 && !rows)
       rc = PL_ENOMEM;
-    for (size_t k = 0; k < nb && rc == 0; k++) {
+    /* buckets before the statement's range only fed the transformations */
+    for (size_t k = bk->skip; k < nb && rc == 0; k++) {
       int point = 0;
       for (size_t c = 0; c < p->ncols && !point; c++)
         point = col_point(p->cols[c], p, k, (const uint8_t *const *)present, tv, ntv,
@@ -2846,6 +3031,8 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
   }
   free(accs);
   free(present);
+  free(p->auxv);
+  p->auxv = NULL;
   return rc;
 }
 
@@ -2895,7 +3082,7 @@ static int run_raw_transform_tagset(stmt_ctx *sc, const meas *m, tagset *ts, con
         if (fv[0].kind != INFLUXQL_V_FLOAT && fv[0].kind != INFLUXQL_V_INT)
           continue;
         if (ts->match[gi] < 0) {
-          evctx ec = {x, g, m, names, fv, nn};
+          evctx ec = {x, g, m, names, fv, nn, t};
           if (cond_truth(&ec, sc->cond) != 1)
             continue;
         }
@@ -3143,6 +3330,66 @@ typedef struct field_out {
   int aliased;
 } field_out;
 
+/* f(*) and f over a regex: the fields of the statement's measurements: one column per field the
+ * function accepts (numeric fields for the numeric ones), named "<f>_<field>" (or
+ * "<alias>_<field>"), in field-name order. */
+static int expand_wildcard_agg(exec *x, plan *p, const influxql_expr *e, const char *alias,
+                               const source_set *ss, field_out **f, size_t *nf, size_t *cap) {
+  int func = agg_func(e->str);
+  int any_type = func == F_COUNT || func == F_FIRST || func == F_LAST || func == F_MODE;
+  const char **names = NULL;
+  size_t nn = 0, cn = 0;
+  int rc = 0;
+  for (size_t mi = 0; mi < ss->n && rc == 0; mi++) {
+    const meas *m = &ss->ms[mi];
+    for (size_t k = 0; k < m->nfields && rc == 0; k++) {
+      if (!any_type && (m->types[k] == TSDB_STRING || m->types[k] == TSDB_BOOL))
+        continue;
+      if (e->args[0]->kind == INFLUXQL_EXPR_REGEX &&
+          !rx_match(rx_get(x, e->args[0], e->args[0]->str), m->fields[k]))
+        continue;
+      size_t q;
+      for (q = 0; q < nn; q++)
+        if (strcmp(names[q], m->fields[k]) == 0)
+          break;
+      if (q == nn)
+        VEC_PUSH(names, nn, cn, m->fields[k], rc);
+    }
+  }
+  xsort(names, nn, sizeof *names, cmp_str);
+  for (size_t k = 0; k < nn && rc == 0; k++) {
+    influxql_expr *call = xalloc(x, sizeof *call), *arg = xalloc(x, sizeof *arg);
+    influxql_expr **args = xalloc(x, e->nargs * sizeof *args);
+    if (!call || !arg || !args) {
+      rc = PL_ENOMEM;
+      break;
+    }
+    *call = *e;
+    arg->kind = INFLUXQL_EXPR_VARREF;
+    arg->str = names[k];
+    arg->len = strlen(names[k]);
+    args[0] = arg;
+    for (size_t a = 1; a < e->nargs; a++)
+      args[a] = e->args[a];
+    call->args = args;
+    int has = 0;
+    col *c;
+    if ((rc = build_col(x, p, call, &c, &has)))
+      break;
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s_%s", alias ? alias : e->str, names[k]);
+    const char *nm = xstrndup(x, buf, strlen(buf));
+    if (!nm) {
+      rc = PL_ENOMEM;
+      break;
+    }
+    field_out fo = {c, nm, 1};
+    VEC_PUSH(*f, *nf, *cap, fo, rc);
+  }
+  free(names);
+  return rc;
+}
+
 static int raw_columns(exec *x, plan *p, const influxql_select *s, const source_set *ss,
                        const dims *d, field_out **out, size_t *n) {
   size_t cap = 16, nf = 0;
@@ -3228,6 +3475,14 @@ static int raw_columns(exec *x, plan *p, const influxql_select *s, const source_
     }
     if (e->kind == INFLUXQL_EXPR_VARREF && strcasecmp(e->str, "time") == 0)
       continue;
+    if (e->kind == INFLUXQL_EXPR_CALL && agg_func(e->str) && e->nargs >= 1 &&
+        (e->args[0]->kind == INFLUXQL_EXPR_WILDCARD || e->args[0]->kind == INFLUXQL_EXPR_REGEX)) {
+      if ((rc = expand_wildcard_agg(x, p, e, s->fields[i].alias, ss, &f, &nf, &cap)) < 0)
+        break;
+      if (rc)
+        break;
+      continue;
+    }
     int has = 0;
     col *c;
     if ((rc = build_col(x, p, e, &c, &has)))
@@ -3334,7 +3589,22 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
     has_all |= h;
     n_calls += count_calls(e, &n_selectors);
   }
-  if ((has_all & (HAS_AGG | HAS_RAW_TRANSFORM)) && (has_all & HAS_RAW)) {
+  int aux_ok = 0;
+  if ((has_all & HAS_AGG) && (has_all & HAS_RAW) &&
+      !(has_all & (HAS_TRANSFORM | HAS_WILDCARD_AGG)) && n_calls == 1 && n_selectors == 1) {
+    /* a lone selector may carry fields and tags of the point it selects */
+    aux_ok = 1;
+    for (size_t i = 0; i < s->nfields && aux_ok; i++) {
+      const influxql_expr *e = s->fields[i].expr;
+      while (e->kind == INFLUXQL_EXPR_PAREN)
+        e = e->lhs;
+      if (e->kind == INFLUXQL_EXPR_CALL)
+        aux_ok = agg_func(e->str) != F_PERCENTILE;
+      else
+        aux_ok = e->kind == INFLUXQL_EXPR_VARREF || e->kind == INFLUXQL_EXPR_WILDCARD;
+    }
+  }
+  if ((has_all & (HAS_AGG | HAS_RAW_TRANSFORM)) && (has_all & HAS_RAW) && !aux_ok) {
     rc = stmt_err(x, "mixing aggregate and non-aggregate queries is not supported");
     goto done;
   }
@@ -3393,6 +3663,18 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
   }
   if ((rc = name_columns(x, given, aliased, nfo, colnames + 1)))
     goto done;
+  if (aux_ok) {
+    p.aux = xalloc(x, (nfo ? nfo : 1) * sizeof *p.aux);
+    if (!p.aux) {
+      rc = PL_ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < nfo; i++)
+      if (p.cols[i]->kind == C_FIELD || p.cols[i]->kind == C_TAG) {
+        p.cols[i]->agg = p.naux;
+        p.aux[p.naux++] = p.cols[i];
+      }
+  }
   /* each plan column reuses the aggregate table built by build_col through raw_columns */
   sc.p = &p;
 
@@ -3412,6 +3694,14 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
   sc.tz = into->tz;
 
   int single_selector = p.aggregate && !sc.d.has_time && n_calls == 1 && n_selectors == 1;
+  /* InfluxDB starts a transformation's buckets early so that the first bucket shown has one:
+   * one interval for derivative and difference, N-1 for moving_average. */
+  int64_t ext = 0;
+  for (size_t i = 0; i < p.ncols && sc.d.has_time; i++) {
+    int64_t e = transform_extension(p.cols[i]);
+    if (e > ext)
+      ext = e;
+  }
   for (size_t mi = 0; mi < ss.n && rc == 0; mi++) {
     meas *m = &ss.ms[mi];
     const char **keys;
@@ -3434,8 +3724,15 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
         tagsets_free(&tsets);
         continue;
       }
+      trange saved = sc.range;
       if (bk.every) {
         bk.first = bucket_start(&bk, sc.range.min);
+        if (ext) {
+          /* transformations see the buckets before the range too (not shown) */
+          bk.first = (int64_t)((uint64_t)bk.first - (uint64_t)ext * (uint64_t)bk.every);
+          bk.skip = (size_t)ext;
+          sc.range.min = bk.first;
+        }
         bk.last = bucket_start(&bk, sc.range.max);
         uint64_t nb = ((uint64_t)bk.last - (uint64_t)bk.first) / (uint64_t)bk.every + 1;
         if (nb > BUCKETS_MAX) {
@@ -3456,8 +3753,9 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
           int64_t t = bk.first;
           while (rc == 0 && k < bk.n + 1 && t <= sc.range.max) {
             bi.starts[k++] = t;
-            int64_t next =
-                bucket_start(&bk, t + bk.every + 2 * 3600LL * 1000000000 > t ? t + bk.every : t);
+            int64_t next = bucket_start(&bk, t + bk.every);
+            if (next <= t) /* a local day of 25 hours */
+              next = bucket_start(&bk, t + bk.every + 3600LL * 1000000000);
             if (next <= t)
               next = t + bk.every;
             t = next;
@@ -3470,11 +3768,14 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
         bk.n = 1;
       }
       for (size_t t = from; t < to && rc == 0; t++)
-        rc = run_agg_tagset(&sc, m, &tsets.t[t], keys, nkeys, &bk, &bi, colnames, single_selector);
+        rc = run_agg_tagset(&sc, m, &tsets.t[s->order_desc ? to - 1 - (t - from) : t], keys, nkeys,
+                            &bk, &bi, colnames, single_selector);
       free(bi.starts);
+      sc.range = saved;
     } else if (p.raw_transform) {
       for (size_t t = from; t < to && rc == 0; t++)
-        rc = run_raw_transform_tagset(&sc, m, &tsets.t[t], keys, nkeys, colnames);
+        rc = run_raw_transform_tagset(&sc, m, &tsets.t[s->order_desc ? to - 1 - (t - from) : t],
+                                      keys, nkeys, colnames);
     } else {
       rawcol *rcs = malloc((nfo ? nfo : 1) * sizeof *rcs);
       if (!rcs)
@@ -3482,7 +3783,8 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
       for (size_t i = 0; i < nfo && rcs; i++)
         rcs[i].c = p.cols[i], rcs[i].name = colnames[i + 1];
       for (size_t t = from; t < to && rc == 0; t++)
-        rc = run_raw_tagset(&sc, m, &tsets.t[t], keys, nkeys, rcs, nfo, colnames);
+        rc = run_raw_tagset(&sc, m, &tsets.t[s->order_desc ? to - 1 - (t - from) : t], keys, nkeys,
+                            rcs, nfo, colnames);
       free(rcs);
     }
     tagsets_free(&tsets);
@@ -3550,7 +3852,7 @@ static int show_prepare(exec *x, const influxql_stmt *st, catalog *cat, meas **m
                    : (!w->name || strcmp(w->name, g->measurement) != 0))
         continue;
     }
-    evctx c = {x, g, NULL, NULL, NULL, 0};
+    evctx c = {x, g, NULL, NULL, NULL, 0, 0};
     if (cond && cond_truth(&c, cond) == 0)
       continue;
     cat->g[k++] = g;
@@ -3591,9 +3893,7 @@ static int show_tag_keys(exec *x, const influxql_stmt *st) {
   meas *ms = NULL;
   size_t n = 0;
   int rc = show_prepare(x, st, &cat, &ms, &n);
-  size_t from = (size_t)st->soffset, to = n;
-  if (st->slimit && from + (size_t)st->slimit < to)
-    to = from + (size_t)st->slimit;
+  size_t from = 0, to = n; /* SLIMIT and SOFFSET parse but do nothing here, as in InfluxDB 1.6 */
   static const char *const cols[] = {"tagKey"};
   influxql_select lim = {0};
   lim.limit = st->limit, lim.offset = st->offset;
@@ -3801,7 +4101,7 @@ static int delete_data(exec *x, const influxql_stmt *st) {
       rc = stmt_err(x, "fields not supported in WHERE clause during deletion");
       break;
     }
-    evctx c = {x, g, NULL, NULL, NULL, 0};
+    evctx c = {x, g, NULL, NULL, NULL, 0, 0};
     if (cond_truth(&c, cond) != 1)
       continue;
     pl_err err = {{0}};

@@ -296,6 +296,8 @@ const char *influxql_format_float_json(double v, char *buf, size_t bufsz) {
 
 /* ---- JSON ---- */
 
+#define WHOLE_PARTIAL_ROWS 10000
+
 typedef struct jw {
   pl_buf *out;
   int pretty, depth, rc;
@@ -533,7 +535,10 @@ static void j_result(jw *w, const influxql_out_opts *o, const influxql_result *r
       j_nl(w);
       const influxql_series *s = r->series[i];
       int cut = i + 1 == st;
-      j_series(w, o, r, s, cut ? rf : 0, cut ? rt : s->nrows, cut && series_partial);
+      /* series_partial < 0: a whole response, where InfluxDB 1.6 leaves "partial":true on every
+       * series longer than its internal chunk of 10,000 rows */
+      int partial = series_partial < 0 ? s->nrows > WHOLE_PARTIAL_ROWS : cut && series_partial;
+      j_series(w, o, r, s, cut ? rf : 0, cut ? rt : s->nrows, partial);
     }
     j_close(w, ']', 0);
   }
@@ -577,7 +582,8 @@ static int j_document(const influxql_out_opts *o, influxql_result *const *result
     if (single)
       j_result(&w, o, r, sf, st, rf, rt, series_partial, result_partial);
     else
-      j_result(&w, o, r, 0, r->nseries, 0, r->nseries ? r->series[r->nseries - 1]->nrows : 0, 0, 0);
+      j_result(&w, o, r, 0, r->nseries, 0, r->nseries ? r->series[r->nseries - 1]->nrows : 0, -1,
+               0);
   }
   j_close(&w, ']', n == 0);
   j_close(&w, '}', 0);
