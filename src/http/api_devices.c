@@ -1,6 +1,8 @@
 /* Devices: /api/v1/devices — the asset inventory and device credentials. */
 #include "http/http_int.h"
 
+#include "mqtt/mqtt.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +127,8 @@ static int update(http_req *r) {
     pl_err err = {{0}};
     admin_ctx c = http_admin(r);
     int rc = admin_device_update(&c, &d, &err);
+    /* Connected devices get their changed shared attributes (MQTT). */
+    if (rc == 0) mqtt_device_changed(r->deps->mqtt, d.tenant_id, d.id, MQTT_DEVICE_ATTRIBUTES, d.attributes_json);
     st = rc < 0 ? http_reply_pl(r, rc, &err) : http_reply_json(r, 200, device_json(&d));
   }
   store_device_clear(&d);
@@ -138,6 +142,7 @@ static int delete(http_req *r) {
   pl_err err = {{0}};
   admin_ctx c = http_admin(r);
   int rc = admin_device_delete(&c, &d, &err);
+  if (rc == 0) mqtt_device_changed(r->deps->mqtt, d.tenant_id, d.id, MQTT_DEVICE_DELETED, NULL); /* closes its MQTT connection */
   store_device_clear(&d);
   return rc < 0 ? http_reply_pl(r, rc, &err) : http_reply_empty(r, 204);
 }
@@ -150,6 +155,7 @@ static int rotate(http_req *r) {
   pl_err err = {{0}};
   admin_ctx c = http_admin(r);
   int rc = admin_device_rotate(&c, &d, token, &err);
+  if (rc == 0) mqtt_device_changed(r->deps->mqtt, d.tenant_id, d.id, MQTT_DEVICE_CREDENTIALS, NULL); /* the old token's connection */
   if (rc == 0)
     st = http_reply_json(r, 200, json_pack("{s:s, s:s}", "token", token, "token_prefix", d.token_prefix));
   else

@@ -62,6 +62,8 @@ extern const http_route api_audit_routes[];
 extern const size_t api_audit_nroutes;
 extern const http_route api_telemetry_routes[];
 extern const size_t api_telemetry_nroutes;
+extern const http_route api_rpc_routes[];
+extern const size_t api_rpc_nroutes;
 extern const http_route api_influxql_routes[];
 extern const size_t api_influxql_nroutes;
 extern const http_route api_handle_routes[];
