@@ -410,7 +410,7 @@ static int format_ok(const char *fmt, const uint8_t *p, size_t n) {
     int64_t ns;
     if (n == 10 && s[4] == '-' && s[7] == '-') {
       char full[32];
-      snprintf(full, sizeof full, "%sT00:00:00Z", s);
+      snprintf(full, sizeof full, "%.10sT00:00:00Z", s);
       return pl_time_parse(full, &ns) == 0;
     }
     return pl_time_parse(s, &ns) == 0;

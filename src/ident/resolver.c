@@ -331,7 +331,7 @@ static int resolve_cached(ident *id, const ident_query *q, ident_result *res) {
       snprintf(res->message, sizeof res->message, "handle not found (cached answer)");
     }
     res->ttl_s = (e->expires_ns - now) / 1000000000;
-    snprintf(res->source, sizeof res->source, "cache:%s", e->source);
+    snprintf(res->source, sizeof res->source, "cache:%.89s", e->source);
   } else {
     id->misses++;
   }
@@ -472,7 +472,7 @@ int ident_resolve(ident *id, store *db, const ident_query *q, ident_result *res)
       /* Another answer (recursion limit, error): passed on as it is. */
       res->rc = up.rc;
       res->nvalues = 0;
-      snprintf(res->message, sizeof res->message, "%s: %s", id->parents[i], up.message[0] ? up.message : hdl_rc_name(up.rc));
+      snprintf(res->message, sizeof res->message, "%.60s: %.90s", id->parents[i], up.message[0] ? up.message : hdl_rc_name(up.rc));
       snprintf(res->source, sizeof res->source, "%s", id->parents[i]);
       ident_result_free(&up);
       return 0;
@@ -486,7 +486,7 @@ int ident_resolve(ident *id, store *db, const ident_query *q, ident_result *res)
   res->rc = HDL_RC_ERROR;
   res->nvalues = 0;
   snprintf(res->source, sizeof res->source, "local");
-  snprintf(res->message, sizeof res->message, "no parent node answered: %.140s", tried);
+  snprintf(res->message, sizeof res->message, "no parent node answered: %.130s", tried);
   return 0;
 }
 
