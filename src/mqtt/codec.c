@@ -726,18 +726,28 @@ static void decode_disconnect(rd *r, uint8_t version, uint8_t type, mqtt_disconn
 int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, size_t max_packet_bytes,
                 mqtt_packet *out, size_t *used, uint8_t *reason) {
   *reason = MQTT_RC_SUCCESS;
-  if (len < 2) {
-    *used = 0;
+  *used = 0;
+  if (len < 1)
     return PL_AGAIN;
+  /* What the first byte alone can tell is told at once, so garbage is refused without waiting
+   * for the bytes its "length" asks for. */
+  uint8_t type = buf[0] >> 4, flags = buf[0] & 0x0f;
+  uint8_t want_flags =
+      type == MQTT_PUBREL || type == MQTT_SUBSCRIBE || type == MQTT_UNSUBSCRIBE ? 2 : 0;
+  if (type == 0 || (type != MQTT_PUBLISH && flags != want_flags)) {
+    *reason = MQTT_RC_MALFORMED; /* a reserved type, or reserved flag bits */
+    return PL_EINVAL;
+  }
+  if (version == 0 && type != MQTT_CONNECT) {
+    *reason = MQTT_RC_PROTOCOL_ERROR; /* the first packet must be CONNECT */
+    return PL_EINVAL;
   }
   /* Fixed header: the remaining length takes 1 to 4 bytes. */
   uint32_t remaining = 0;
   size_t hdr = 1;
   for (;;) {
-    if (hdr >= len) {
-      *used = 0;
+    if (hdr >= len)
       return PL_AGAIN;
-    }
     uint8_t b = buf[hdr];
     remaining |= (uint32_t)(b & 0x7f) << (7 * (hdr - 1));
     hdr++;
@@ -749,11 +759,6 @@ int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, size_t max_pack
     }
   }
   size_t total = hdr + remaining;
-  uint8_t type = buf[0] >> 4, flags = buf[0] & 0x0f;
-  if (type == 0) {
-    *reason = MQTT_RC_MALFORMED; /* reserved packet type */
-    return PL_EINVAL;
-  }
   if (max_packet_bytes && total > max_packet_bytes) {
     *used = total;
     *reason = MQTT_RC_PACKET_TOO_LARGE;
@@ -762,16 +767,6 @@ int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, size_t max_pack
   if (len < total) {
     *used = total;
     return PL_AGAIN;
-  }
-  uint8_t want_flags =
-      type == MQTT_PUBREL || type == MQTT_SUBSCRIBE || type == MQTT_UNSUBSCRIBE ? 2 : 0;
-  if (type != MQTT_PUBLISH && flags != want_flags) {
-    *reason = MQTT_RC_MALFORMED;
-    return PL_EINVAL;
-  }
-  if (version == 0 && type != MQTT_CONNECT) {
-    *reason = MQTT_RC_PROTOCOL_ERROR; /* the first packet must be CONNECT */
-    return PL_EINVAL;
   }
   rd r = {buf + hdr, remaining, 0, 0};
   mqtt_packet p;

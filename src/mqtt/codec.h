@@ -290,7 +290,8 @@ int mqtt_subscribe_next(const mqtt_packet *p, size_t *it, mqtt_sub_entry *out);
  *  max_packet_bytes the largest whole packet accepted (0: the MQTT maximum).
  * Returns 0 with *out filled and *used = the packet's size; PL_AGAIN when buf holds only part of a
  * packet, with *used = the size the whole packet will have, or 0 when the fixed header itself is
- * not complete; PL_ELIMIT (MQTT_RC_PACKET_TOO_LARGE) when the packet is larger than allowed, with
+ * not complete (a reserved packet type or flag bits, or a first packet other than CONNECT, are
+ * refused from the first byte, without waiting for more); PL_ELIMIT (MQTT_RC_PACKET_TOO_LARGE) when the packet is larger than allowed, with
  * *used its size; PL_EINVAL with *reason = the reason code for everything else, and
  * *used undefined. *reason is written on every error; *out only on success and points into buf. */
 int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, size_t max_packet_bytes,
