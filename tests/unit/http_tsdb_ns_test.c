@@ -45,7 +45,8 @@ static int setup(void **state) {
   assert_non_null(mkdtemp(f->dir));
   snprintf(f->path, sizeof f->path, "%s/meta.db", f->dir);
   pl_err err = {{0}};
-  if (store_open(f->path, &f->s, &err) != 0) fail_msg("store_open: %s", err.msg);
+  if (store_open(f->path, &f->s, &err) != 0)
+    fail_msg("store_open: %s", err.msg);
   f->r.db = f->s;
   f->a = mk_tenant(f->s, "spring-water");
   f->b = mk_tenant(f->s, "cement-works");
@@ -150,7 +151,8 @@ typedef struct names {
 
 static int collect(void *ctx, const store_database *d) {
   names *n = ctx;
-  if (n->n < 8) snprintf(n->got[n->n++], 128, "%s", d->name);
+  if (n->n < 8)
+    snprintf(n->got[n->n++], 128, "%s", d->name);
   return 0;
 }
 
@@ -158,14 +160,16 @@ static void test_list_delete_and_cascade(void **state) {
   fixture *f = *state;
   int64_t ns[4];
   const char *an[] = {"a1", "a2", "a3"};
-  for (int i = 0; i < 3; i++) assert_int_equal(http_tsdb_ns(&f->r, f->a, an[i], 1, &ns[i]), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(http_tsdb_ns(&f->r, f->a, an[i], 1, &ns[i]), 0);
   assert_int_equal(http_tsdb_ns(&f->r, f->b, "b1", 1, &ns[3]), 0);
   names n = {0};
   assert_int_equal(store_database_list(f->s, f->a, 0, 2, collect, &n), 2);
   assert_string_equal(n.got[0], "a1");
   assert_string_equal(n.got[1], "a2");
   n.n = 0;
-  assert_int_equal(store_database_list(f->s, f->a, ns[1] - STORE_DATABASE_NS_BASE, 0, collect, &n), 1);
+  assert_int_equal(store_database_list(f->s, f->a, ns[1] - STORE_DATABASE_NS_BASE, 0, collect, &n),
+                   1);
   assert_string_equal(n.got[0], "a3");
   n.n = 0;
   assert_int_equal(store_database_list(f->s, 0, 0, 0, collect, &n), 4);
