@@ -282,6 +282,69 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Eight ASCII digits at once, the first in the lowest byte (SWAR): whether all eight bytes are
+ * '0'..'9' (a byte of 0xfa or more fails its own test, whatever its carry does to the next),
+ * and their value, by combining neighbours into 2-, 4- and 8-digit numbers. */
+static inline int eight_digits(uint64_t c) {
+  return ((c & 0xf0f0f0f0f0f0f0f0u) | (((c + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ==
+         0x3333333333333333u;
+}
+
+static inline uint64_t eight_value(uint64_t c) {
+  c = ((c & 0x0f0f0f0f0f0f0f0fu) * 2561) >> 8;
+  c = ((c & 0x00ff00ff00ff00ffu) * 6553601) >> 16;
+  return ((c & 0x0000ffff0000ffffu) * 42949672960001u) >> 32;
+}
+#define HAVE_SWAR_DIGITS 1
+#endif
+
+/* Reads [-]digits from s into *out; *next is the byte after them. 0, or -1 (no digits), -2
+ * (outside int64). Timestamps have 19 digits: the first 16 are read eight at a time. */
+static int read_int(const char *s, const char *end, int64_t *out, const char **next) {
+  const char *p = s;
+  int neg = 0;
+  if (p < end && *p == '-') {
+    neg = 1;
+    p++;
+  }
+  const char *d0 = p;
+  uint64_t v = 0;
+#ifdef HAVE_SWAR_DIGITS
+  while (end - p >= 8 && p - d0 < 16) { /* v < 10^16: no overflow */
+    uint64_t c;
+    memcpy(&c, p, 8);
+    if (!eight_digits(c))
+      break;
+    v = v * 100000000u + eight_value(c);
+    p += 8;
+  }
+#endif
+  int range = 0;
+  for (; p < end && (unsigned)(uint8_t)*p - '0' <= 9; p++) {
+    unsigned d = (unsigned)(uint8_t)*p - '0';
+    if (range || v > (UINT64_MAX - d) / 10)
+      range = 1;
+    else
+      v = v * 10 + d;
+  }
+  *next = p;
+  if (p == d0)
+    return -1;
+  if (range)
+    return -2;
+  if (neg) {
+    if (v > (uint64_t)INT64_MAX + 1)
+      return -2;
+    *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+  } else {
+    if (v > (uint64_t)INT64_MAX)
+      return -2;
+    *out = (int64_t)v;
+  }
+  return 0;
+}
+
 /* Parses [-]digits into *out. 0, or -1 (not that syntax), -2 (out of the int64 range). */
 static int parse_int(const char *s, const char *e, int64_t *out) {
   int neg = 0;
@@ -545,15 +608,21 @@ static const char *bad_after_value(tsdb_type t) {
   }
 }
 
-static int name_copy(parser *ps, const char *s, const char *e, int escaped, tsdb_str *out) {
-  if (!escaped) {
-    *out = (tsdb_str){s, (size_t)(e - s)};
-    return 0;
-  }
+static int name_unescape(parser *ps, const char *s, const char *e, tsdb_str *out) {
   if (arena_ready(ps) < 0)
     return fail(ps, PL_ENOMEM, e, "out of memory");
   *out = unescape_name(ps, s, e);
   return 0;
+}
+
+/* The name [s, e): borrowed from the input, or an unescaped copy. Inline: nearly every name
+ * takes the first branch. */
+static inline int name_copy(parser *ps, const char *s, const char *e, int escaped, tsdb_str *out) {
+  if (!escaped) {
+    *out = (tsdb_str){s, (size_t)(e - s)};
+    return 0;
+  }
+  return name_unescape(ps, s, e, out);
 }
 
 static int parse_tags(parser *ps, const char **pp, tsdb_row *row, size_t tag0) {
@@ -689,18 +758,14 @@ static int parse_time(parser *ps, const char *p, int64_t *ts, const char **line_
   while (p < end && *p == ' ')
     p++;
   const char *s = p;
-  if (p < end && *p == '-')
-    p++;
-  while (p < end && (unsigned)(uint8_t)*p - '0' <= 9)
-    p++;
+  int64_t raw = 0;
+  int rc = read_int(s, end, &raw, &p);
   if (!(rest = blank_rest(p, end))) {
     const char *q = s;
     while (q < end && !(cls[(uint8_t)*q] & (C_SP | C_NL | C_WS)))
       q++;
     return fail(ps, PL_EINVAL, q, q == p && p != s ? "point is invalid" : "bad timestamp");
   }
-  int64_t raw;
-  int rc = parse_int(s, p, &raw);
   if (rc == -1)
     return fail(ps, PL_EINVAL, p, "bad timestamp");
   if (rc == -2)

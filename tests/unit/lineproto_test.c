@@ -187,7 +187,8 @@ static void test_string_values(void **state) {
   assert_int_equal(batch.lines[1], 3);
   bad("nl s=\"a\nb\" 3\nbad", "unable to parse 'bad': missing fields (line 3)");
   bad("m5 v=\"abc 2", "unable to parse 'm5 v=\"abc 2': unbalanced quotes (line 1)");
-  bad("m v=1 1\nm5 v=\"abc 2\nm v=2 2\n", "unable to parse 'm5 v=\"abc 2\nm v=2 2': unbalanced quotes (line 2)");
+  bad("m v=1 1\nm5 v=\"abc 2\nm v=2 2\n",
+      "unable to parse 'm5 v=\"abc 2\nm v=2 2': unbalanced quotes (line 2)");
   bad("m8 v=\"a\\\" 8", "unable to parse 'm8 v=\"a\\\" 8': unbalanced quotes (line 1)");
   bad("m v=\"a\"b 5", "unable to parse 'm v=\"a\"b 5': invalid field format (line 1)");
   /* The engine's limit on one string. */
@@ -377,6 +378,21 @@ static void test_timestamps_and_precision(void **state) {
   assert_int_equal(parse_prec("m v=1 2562047", LP_PRECISION_H, &err), 1);
   assert_int_equal(parse_prec("m v=1 153722867", LP_PRECISION_M, &err), 1);
   assert_int_equal(parse_prec("m v=1 153722868", LP_PRECISION_M, &err), PL_EINVAL);
+  /* Every length of timestamp (the first 16 digits are read eight at a time). */
+  srand(11);
+  for (int digits = 1; digits <= 19; digits++)
+    for (int k = 0; k < 50; k++) {
+      char num[24], line[48];
+      for (int i = 0; i < digits; i++)
+        num[i] = (char)('0' + (i == 0 && digits > 1 ? 1 + rand() % 8 : rand() % 10));
+      num[digits] = 0;
+      snprintf(line, sizeof line, "m v=1 %s%s", k % 2 ? "-" : "", num);
+      ok(line, 1);
+      assert_int_equal(batch.rows[0].ts_ns, strtoll(num, NULL, 10) * (k % 2 ? -1 : 1));
+    }
+  bad("m5 v=1 12345678x", "unable to parse 'm5 v=1 12345678x': bad timestamp (line 1)");
+  bad("m5 v=1 1234567890123456:",
+      "unable to parse 'm5 v=1 1234567890123456:': bad timestamp (line 1)");
   bad("m5 v=1 abc", "unable to parse 'm5 v=1 abc': bad timestamp (line 1)");
   bad("m5 v=1 1.5", "unable to parse 'm5 v=1 1.5': bad timestamp (line 1)");
   bad("m5 v=1 -", "unable to parse 'm5 v=1 -': bad timestamp (line 1)");
