@@ -108,7 +108,7 @@ static void auth_work(uv_work_t *w) {
         snprintf(r->why, sizeof r->why, "device lookup failed: %s", pl_strerror(rc));
       } else if (!name_usable(d.name)) {
         r->reason = MQTT_RC_NOT_AUTHORIZED;
-        snprintf(r->why, sizeof r->why, "a device named \"%s\" cannot use MQTT (rename it)", d.name);
+        snprintf(r->why, sizeof r->why, "a device named \"%.8s\" cannot use MQTT (rename it)", d.name);
       } else {
         set_device(r, &d);
       }
@@ -146,7 +146,7 @@ static void auth_work(uv_work_t *w) {
       snprintf(r->why, sizeof r->why, "device lookup failed: %s", pl_strerror(rc));
     } else if (!name_usable(d.name)) {
       r->reason = MQTT_RC_NOT_AUTHORIZED;
-      snprintf(r->why, sizeof r->why, "a device named \"%s\" cannot use MQTT", d.name);
+      snprintf(r->why, sizeof r->why, "a device named \"%.8s\" cannot use MQTT", d.name);
     } else {
       set_device(r, &d);
     }

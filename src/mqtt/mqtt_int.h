@@ -195,17 +195,16 @@ typedef struct mqtt_ack_wait {
 } mqtt_ack_wait;
 
 struct mqtt_conn {
-  uv_poll_t poll; /* first: the handle's address is the connection's */
   mqtt_server *srv;
   mqtt_conn *prev, *next;  /* every connection */
-  mqtt_conn *dirty_next;   /* connections with output to flush */
+  mqtt_conn *dirty_next;   /* connections with output to flush, or waiting to be freed */
   mqtt_session *sess;
   mqtt_principal *who;
   void *tls;               /* gnutls_session_t, or NULL for plain TCP */
   uint64_t id;
   int fd;
   uint32_t refs;           /* the handle + pending work */
-  uint8_t state, version, dirty, poll_events;
+  uint8_t state, version, dirty, poll_events; /* poll_events: 1 read, 2 write */
   uint8_t read_paused;     /* MQTT_PAUSE_* bits */
   uint8_t problem_info;    /* 5.0 Request Problem Information (default 1) */
   uint8_t clean_disconnect, tls_ready, listener, counted;
@@ -268,6 +267,9 @@ struct mqtt_server {
   uv_timer_t tick;   /* once a second: keep-alive, expiry, wills, RPC deadlines, last-seen */
   uv_timer_t sys_timer;
   uv_poll_t listen_poll[2]; /* plain, TLS */
+  int epfd;                 /* the connections' epoll set */
+  uv_poll_t ep_poll;        /* watches epfd */
+  mqtt_conn *graveyard;     /* closed, unreferenced: freed in the check phase */
   int listen_fd[2], listen_port[2];
   int started, stopped;
   int stopping; /* under cmd_lock: 1 asked, 2 seen by the loop */

@@ -9,8 +9,12 @@
  *   CLOSING  a DISCONNECT may be on its way out; the socket is being closed
  *   CLOSED   the socket is closed; the struct lives while work refers to it (refs)
  *
- * I/O. Sockets are non-blocking and watched with uv_poll (160 bytes a connection, against 248 for
- * uv_tcp_t, and no request objects per write). Reads go into one 64 KiB buffer shared by all
+ * I/O. Sockets are non-blocking. They share one epoll set of the server's own, itself watched by a
+ * single uv_poll on the loop (as nginx does): a connection costs 16 bytes of epoll bookkeeping
+ * instead of a 248-byte uv_tcp_t or a 160-byte uv_poll_t, and no request objects per write. The
+ * set is level-triggered; each wake takes up to EVENTS_PER_WAKE events and libuv comes back for
+ * the rest. A closed connection leaves the set at once and is freed in the check phase, after every
+ * event of the wake was dispatched, so no callback ever sees freed memory. Reads go into one 64 KiB buffer shared by all
  * connections; only the bytes of an incomplete packet are copied into the connection (`in`,
  * exactly the packet's size once its header is known, bounded by mqtt_max_packet_bytes).
  * Packets to send are encoded into the connection's `out` buffer and written once per loop
@@ -47,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,12 +59,14 @@
 #define OUT_HARD_BYTES (64u << 20) /* a client this far behind is cut off */
 #define ACCEPTS_PER_WAKE 64
 #define READS_PER_WAKE 8
+#define EVENTS_PER_WAKE 256
 
 int64_t mqtt__now_ms(void) {
   return pl_mono_ns() / 1000000;
 }
 
 static void conn_begin_close(mqtt_conn *c, const char *why, int clean);
+static void bury(mqtt_server *s);
 static void conn_poll_update(mqtt_conn *c);
 static void conn_flush(mqtt_conn *c);
 
@@ -161,9 +168,9 @@ static void conn_flush(mqtt_conn *c) {
   int was_full = 0;
   if (c->out_off == c->out.len) {
     was_full = 1;
-    c->out.len = 0;
+    /* An idle connection keeps no buffer (mqtt_max_connections of them would add up). */
+    pl_buf_free(&c->out);
     c->out_off = 0;
-    if (c->out.cap > 65536) pl_buf_free(&c->out);
   } else if (c->out_off > 65536 && c->out_off > c->out.len / 2) {
     memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
     c->out.len -= c->out_off;
@@ -189,6 +196,7 @@ static void on_check(uv_check_t *h) {
   mqtt_server *s = h->data;
   mqtt__ingest_flush(s);
   flush_dirty(s);
+  bury(s);
   uv_idle_stop(&s->kick);
 }
 
@@ -207,8 +215,19 @@ static void conn_free(mqtt_conn *c) {
   free(c);
 }
 
+/* The last reference lets go: the connection is freed after the current dispatch. */
 static void conn_unref(mqtt_conn *c) {
-  if (--c->refs == 0) conn_free(c);
+  if (--c->refs) return;
+  c->dirty_next = c->srv->graveyard;
+  c->srv->graveyard = c;
+}
+
+static void bury(mqtt_server *s) {
+  while (s->graveyard) {
+    mqtt_conn *c = s->graveyard;
+    s->graveyard = c->dirty_next;
+    conn_free(c);
+  }
 }
 
 void mqtt__conn_ref(mqtt_conn *c) {
@@ -216,14 +235,6 @@ void mqtt__conn_ref(mqtt_conn *c) {
 }
 
 void mqtt__conn_unref(mqtt_conn *c) {
-  conn_unref(c);
-}
-
-static void on_closed(uv_handle_t *h) {
-  mqtt_conn *c = (mqtt_conn *)h;
-  close(c->fd);
-  c->fd = -1;
-  c->state = MQTT_CONN_CLOSED;
   conn_unref(c);
 }
 
@@ -296,8 +307,11 @@ static void conn_begin_close(mqtt_conn *c, const char *why, int clean) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   s->nconns--;
-  uv_poll_stop(&c->poll);
-  uv_close((uv_handle_t *)&c->poll, on_closed);
+  epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  c->fd = -1;
+  c->state = MQTT_CONN_CLOSED;
+  conn_unref(c); /* the socket's reference */
 }
 
 void mqtt__conn_close(mqtt_conn *c, const char *why) {
@@ -1269,28 +1283,37 @@ static void conn_read(mqtt_conn *c) {
   conn_unref(c);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  mqtt_conn *c = (mqtt_conn *)h;
-  if (c->state >= MQTT_CONN_CLOSING) return;
-  if (status < 0) {
-    conn_begin_close(c, uv_strerror(status), 0);
-    return;
+/* The connections' epoll set is readable: dispatch what it holds. */
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  mqtt_server *s = h->data;
+  (void)status;
+  (void)events;
+  struct epoll_event evs[EVENTS_PER_WAKE];
+  int n = epoll_wait(s->epfd, evs, EVENTS_PER_WAKE, 0);
+  for (int i = 0; i < n; i++) {
+    mqtt_conn *c = evs[i].data.ptr;
+    if (c->state >= MQTT_CONN_CLOSING) continue; /* closed earlier in this batch */
+    uint32_t e = evs[i].events;
+    c->refs++;
+    if (e & EPOLLOUT) conn_flush(c);
+    if ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->state < MQTT_CONN_CLOSING) {
+      if (c->read_paused) conn_begin_close(c, "connection closed by the client", 0); /* only HUP/ERR here */
+      else conn_read(c);
+    }
+    conn_unref(c);
   }
-  c->refs++;
-  if (events & UV_WRITABLE) conn_flush(c);
-  if ((events & UV_READABLE) && c->state < MQTT_CONN_CLOSING) conn_read(c);
-  conn_unref(c);
 }
 
 static void conn_poll_update(mqtt_conn *c) {
   if (c->state >= MQTT_CONN_CLOSING) return;
   uint8_t ev = 0;
-  if (!c->read_paused) ev |= UV_READABLE;
-  if (c->out_off < c->out.len) ev |= UV_WRITABLE;
+  if (!c->read_paused) ev |= 1;
+  if (c->out_off < c->out.len) ev |= 2;
   if (ev == c->poll_events) return;
   c->poll_events = ev;
-  if (ev) uv_poll_start(&c->poll, ev, on_poll);
-  else uv_poll_stop(&c->poll);
+  /* Level-triggered; with no interest left only HUP and ERR are reported, which close it. */
+  struct epoll_event e = {.events = (ev & 1 ? EPOLLIN : 0) | (ev & 2 ? EPOLLOUT : 0), .data.ptr = c};
+  epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
 /* ---- accepting ---- */
@@ -1312,11 +1335,13 @@ static void on_accept(uv_poll_t *h, int status, int events) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     mqtt_conn *c = calloc(1, sizeof *c);
-    if (!c || uv_poll_init(&s->loop, &c->poll, fd) < 0) {
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
       free(c);
       close(fd);
       continue;
     }
+    c->poll_events = 1;
     c->srv = s;
     c->fd = fd;
     c->refs = 1;
@@ -1453,6 +1478,9 @@ static void shutdown_loop(mqtt_server *s) {
   uv_close((uv_handle_t *)&s->wake, on_handle_closed);
   /* Closing connections wrote what they could; let go of the flush list and its handles. */
   flush_dirty(s);
+  bury(s);
+  uv_poll_stop(&s->ep_poll);
+  uv_close((uv_handle_t *)&s->ep_poll, on_handle_closed);
   uv_close((uv_handle_t *)&s->flush, on_handle_closed);
   uv_close((uv_handle_t *)&s->kick, on_handle_closed);
 }
@@ -1474,6 +1502,7 @@ static void thread_main(void *arg) {
   mqtt_server *s = arg;
   /* Returns once every handle is closed and every queued work item has completed. */
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  bury(s); /* connections whose last work completed after the check handle was closed */
 }
 
 static int listen_on(mqtt_server *s, int i, const char *addr, pl_err *err) {
@@ -1537,6 +1566,8 @@ void mqtt_server_free(mqtt_server *s) {
   if (s->started) uv_loop_close(&s->loop);
   for (int i = 0; i < 2; i++)
     if (s->listen_fd[i] >= 0) close(s->listen_fd[i]);
+  if (s->epfd > 0) close(s->epfd);
+  bury(s);
   pthread_mutex_destroy(&s->cmd_lock);
   pthread_mutex_destroy(&s->devices_lock);
   free(s);
@@ -1566,8 +1597,14 @@ int mqtt_server_start(const mqtt_deps *deps, mqtt_server **out, pl_err *err) {
   if (!s->sessions || !s->tenants || !s->devices || !s->topics || !s->anon || mqtt__ingest_init(s) < 0)
     rc = pl_err_set(err, PL_ENOMEM, "mqtt: out of memory");
   if (rc == 0 && uv_loop_init(&s->loop) < 0) rc = pl_err_set(err, PL_EIO, "mqtt: cannot create the event loop");
+  if (rc == 0 && (s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+    uv_loop_close(&s->loop);
+    rc = pl_err_set(err, PL_EIO, "mqtt: cannot create an epoll set");
+  }
   if (rc == 0) {
     s->started = 1;
+    uv_poll_init(&s->loop, &s->ep_poll, s->epfd);
+    s->ep_poll.data = s;
     uv_async_init(&s->loop, &s->wake, on_wake);
     s->wake.data = s;
     uv_check_init(&s->loop, &s->flush);
@@ -1583,6 +1620,7 @@ int mqtt_server_start(const mqtt_deps *deps, mqtt_server **out, pl_err *err) {
   if (rc == 0 && s->cfg->mqtt_tls_cert[0] && s->cfg->mqtt_tls_listen[0])
     rc = listen_on(s, 1, s->cfg->mqtt_tls_listen, err);
   if (rc == 0) {
+    uv_poll_start(&s->ep_poll, UV_READABLE, on_epoll);
     uv_check_start(&s->flush, on_check);
     uv_timer_start(&s->tick, on_tick, 1000, 1000);
     uint64_t sys_ms = (uint64_t)(s->cfg->mqtt_sys_interval_ns / 1000000);
@@ -1592,6 +1630,7 @@ int mqtt_server_start(const mqtt_deps *deps, mqtt_server **out, pl_err *err) {
   if (rc < 0) {
     if (s->started) {
       for (int i = 0; i < 2; i++) close_if_inited((uv_handle_t *)&s->listen_poll[i]);
+      close_if_inited((uv_handle_t *)&s->ep_poll);
       close_if_inited((uv_handle_t *)&s->wake);
       close_if_inited((uv_handle_t *)&s->flush);
       close_if_inited((uv_handle_t *)&s->kick);
