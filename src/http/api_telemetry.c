@@ -190,6 +190,7 @@ static void o_time(out *o, int64_t ns, int64_t epoch_div, int quote) {
  * a leading apostrophe, the usual guard against CSV injection: device-supplied strings end up in
  * spreadsheets. Invalid UTF-8 becomes U+FFFD. */
 static void o_csv_text(out *o, const char *s, size_t len) {
+  if (len == 0) return; /* an empty cell (s may be NULL then) */
   const unsigned char *p = (const unsigned char *)s;
   int quote = 0, guard = len && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
                                 s[0] == '\r');

@@ -111,19 +111,42 @@ static int update(http_req *r) {
   return rc < 0 ? http_reply_pl(r, rc, &err) : http_reply_json(r, 200, tenant_json(&t));
 }
 
+#define NS_MAX 1024
+
+typedef struct ns_list {
+  int64_t ns[NS_MAX];
+  size_t n;
+  int64_t last_id;
+} ns_list;
+
+static int add_ns(void *ctx, const store_database *d) {
+  ns_list *l = ctx;
+  l->last_id = d->id;
+  if (l->n < NS_MAX) l->ns[l->n++] = STORE_DATABASE_NS_BASE | d->id;
+  return 0;
+}
+
 static int delete(http_req *r) {
   store_tenant t;
   int st = lookup(r, &t);
   if (st) return st;
   if (t.id == r->who.tenant_id)
     return http_reply_error(r, 400, "a tenant cannot delete itself; ask another admin");
+  /* The namespaces of its time series: the default one and one per database, listed before
+   * the deletion cascades the database rows away. */
+  ns_list nss = {{t.id}, 1, 0};
+  int64_t after = 0;
+  int n;
+  while ((n = store_database_list(r->db, t.id, after, 100, add_ns, &nss)) == 100 && nss.n < NS_MAX)
+    after = nss.last_id;
   pl_err err = {{0}};
   admin_ctx c = http_admin(r);
   int rc = admin_tenant_delete(&c, &t, &err);
   if (rc < 0) return http_reply_pl(r, rc, &err);
-  /* Its time-series data goes at once; the server's maintenance sweep catches any left behind
-   * (a crash here, or a tenant deleted with the CLI). */
-  if (r->deps->tsdb) tsdb_delete(r->deps->tsdb, t.id, (tsdb_str){NULL, 0}, 0, INT64_MIN, INT64_MAX, &err);
+  /* Its time series go at once; the server's maintenance sweep catches any left behind (a
+   * crash here, more databases than listed, or a tenant deleted with the CLI). */
+  for (size_t i = 0; r->deps->tsdb && i < nss.n; i++)
+    tsdb_delete(r->deps->tsdb, nss.ns[i], (tsdb_str){NULL, 0}, 0, INT64_MIN, INT64_MAX, &err);
   return http_reply_empty(r, 204);
 }
 

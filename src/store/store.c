@@ -169,6 +169,13 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  UNIQUE (tenant_id, name)"
     ");",
+    /* 5: tenant ids are never reused either: a tenant's id names its default time-series
+     * namespace, and a new tenant must not inherit data the deletion sweep has not reached
+     * yet. The high-water mark survives deletes of the newest tenants. */
+    "CREATE TABLE tenant_id_high (id INTEGER NOT NULL);"
+    "INSERT INTO tenant_id_high SELECT coalesce(max(id), 0) FROM tenants;"
+    "CREATE TRIGGER tenants_id_high AFTER DELETE ON tenants"
+    "  BEGIN UPDATE tenant_id_high SET id = max(id, OLD.id); END;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

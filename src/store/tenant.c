@@ -23,8 +23,9 @@ static void tenant_from_row(sqlite3_stmt *st, store_tenant *t) {
 int store_tenant_create(store *s, store_tenant *t) {
   sqlite3_stmt *st;
   int rc = store__stmt(s, STORE__TENANT_INSERT,
-                       "INSERT INTO tenants (name, display_name, prefecture, industry, created_ms,"
-                       " retention_days) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       "INSERT INTO tenants (id, name, display_name, prefecture, industry, created_ms,"
+                       " retention_days) VALUES (max((SELECT coalesce(max(id), 0) FROM tenants),"
+                       " (SELECT id FROM tenant_id_high)) + 1, ?1, ?2, ?3, ?4, ?5, ?6)",
                        &st);
   if (rc < 0)
     return rc;

@@ -376,7 +376,7 @@ static int batch_prepare(batch *b, int64_t tenant_id, const tsdb_row *rows, size
   if (!b->tags || !b->key_off || !b->groups || !b->field_idx || !b->field_off) return PL_ENOMEM;
   size_t t = 0, f = 0;
   for (size_t i = 0; i < nrows; i++) {
-    memcpy(b->tags + t, rows[i].tags, rows[i].ntags * sizeof *b->tags);
+    if (rows[i].ntags) memcpy(b->tags + t, rows[i].tags, rows[i].ntags * sizeof *b->tags);
     if (tags_sort(b->tags + t, rows[i].ntags) < 0) return pl_err_set(err, PL_EINVAL, "row %zu: a tag key appears twice", i);
     b->key_off[i] = b->keys.len;
     int rc = key_encode(tenant_id, rows[i].measurement, b->tags + t, rows[i].ntags, &b->keys);

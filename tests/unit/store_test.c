@@ -258,6 +258,12 @@ static void test_tenant_crud(void **state) {
 
   assert_int_equal(store_tenant_delete(f->s, t.id), 0);
   assert_int_equal(store_tenant_get(f->s, t.id, &got), PL_ENOTFOUND);
+  /* The id of a deleted tenant (here the newest) is never given again: it names the tenant's
+   * time series until the deletion sweep has removed them. */
+  store_tenant next = {0};
+  snprintf(next.name, sizeof next.name, "after-delete");
+  assert_int_equal(store_tenant_create(f->s, &next), 0);
+  assert_true(next.id > t.id);
   assert_int_equal(store_tenant_delete(f->s, t.id), PL_ENOTFOUND);
 }
 
