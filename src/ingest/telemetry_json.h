@@ -18,4 +18,14 @@
  * borrows its bytes from v, which must outlive *val. *val is written only on success. */
 int ingest_json_value(const char *name, json_t *v, tsdb_value *val, pl_err *err);
 
+/* The same decoding straight from the text of one JSON scalar (tok[0..len), no surrounding
+ * whitespace), for callers that scan simple payloads without building a jansson tree: a number,
+ * true, false, or a string without escapes or control characters (tok includes its quotes; the
+ * value borrows the bytes between them). Returns 0 with *val equal to what ingest_json_value
+ * gives for the same text, or PL_AGAIN when the token is anything else (null, escapes, an
+ * integer past 64 bits, a real out of range, a string over TSDB_STRING_BYTES_MAX, malformed):
+ * the caller then decodes the payload with jansson and ingest_json_value, which decide. The
+ * bytes must already be valid UTF-8 (pl_utf8_valid). */
+int ingest_json_token_value(const char *tok, size_t len, tsdb_value *val);
+
 #endif

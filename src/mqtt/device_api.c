@@ -49,7 +49,9 @@
 #include <time.h>
 
 #define INGEST_INFLIGHT_MAX 2
-#define INGEST_BATCH_ITEMS 20000
+#ifndef INGEST_BATCH_ITEMS
+#define INGEST_BATCH_ITEMS 4096
+#endif
 #define INGEST_BATCH_BYTES (32u << 20)
 #define TELEMETRY_ROWS_MAX 10000 /* rows in one message, as POST /api/v1/telemetry */
 #define ATTRS_BYTES_MAX 65536    /* a device's attributes object */
@@ -386,6 +388,211 @@ static int tb_payload(json_t *v, int64_t rx_ns, const char *device, item_rows *o
   return tb_object(v, rx_ns, device, out, err);
 }
 
+/* ---- the fast path for flat payloads (worker threads) ----
+ *
+ * Most devices send flat objects of numbers, booleans and short strings. Building a jansson tree
+ * for them costs more than storing them, so they are scanned in place: keys and string values
+ * are borrowed from the payload, scalars decoded by ingest_json_token_value (the same rules as
+ * the full path). The scanner accepts only what it fully understands: anything else — escapes,
+ * null, nesting, duplicate keys, numbers out of range, syntax errors, limits — makes it give up
+ * (PL_AGAIN) and the payload goes through jansson and ingest_json_value, which accept it or say
+ * exactly what is wrong. So both paths store the same rows for every payload the fast one takes. */
+
+typedef struct fscan {
+  const char *p;
+  size_t len, i;
+} fscan;
+
+static void fs_ws(fscan *f) {
+  while (f->i < f->len && (f->p[f->i] == ' ' || f->p[f->i] == '\t' || f->p[f->i] == '\n' || f->p[f->i] == '\r'))
+    f->i++;
+}
+
+static int fs_peek(fscan *f) {
+  fs_ws(f);
+  return f->i < f->len ? (unsigned char)f->p[f->i] : -1;
+}
+
+/* A string without escapes or control characters, quotes included in the token. */
+static int fs_string(fscan *f, const char **tok, size_t *tlen) {
+  if (fs_peek(f) != '"') return 0;
+  size_t start = f->i++;
+  while (f->i < f->len && f->p[f->i] != '"') {
+    unsigned char c = (unsigned char)f->p[f->i];
+    if (c == '\\' || c < 0x20) return 0;
+    f->i++;
+  }
+  if (f->i >= f->len) return 0;
+  f->i++;
+  *tok = f->p + start;
+  *tlen = f->i - start;
+  return 1;
+}
+
+/* A scalar token: a string, or the run of characters a number, true or false is made of. */
+static int fs_scalar(fscan *f, const char **tok, size_t *tlen) {
+  int c = fs_peek(f);
+  if (c == '"') return fs_string(f, tok, tlen);
+  size_t start = f->i;
+  while (f->i < f->len) {
+    char k = f->p[f->i];
+    if (!((k >= '0' && k <= '9') || k == '-' || k == '+' || k == '.' || k == 'e' || k == 'E' || (k >= 'a' && k <= 'z')))
+      break;
+    f->i++;
+  }
+  *tok = f->p + start;
+  *tlen = f->i - start;
+  return *tlen > 0;
+}
+
+static int fs_expect(fscan *f, char c) {
+  if (fs_peek(f) != c) return 0;
+  f->i++;
+  return 1;
+}
+
+/* Field names of one object must differ (jansson refuses duplicates; the full path says so). */
+static int fs_unique(const item_rows *out, size_t first, const char *name, size_t len) {
+  for (size_t k = first; k < out->nfields; k++)
+    if (out->fields[k].name.len == len && memcmp(out->fields[k].name.p, name, len) == 0) return 0;
+  return 1;
+}
+
+static int fs_room(item_rows *out, size_t fields) {
+  if (out->nrows == out->cap_rows) {
+    size_t cap = out->cap_rows ? out->cap_rows * 2 : 4;
+    tsdb_row *r = realloc(out->rows, cap * sizeof *r);
+    if (!r) return 0;
+    out->rows = r;
+    tsdb_tag *t = realloc(out->tags, cap * sizeof *t);
+    if (!t) return 0;
+    out->tags = t;
+    out->cap_rows = cap;
+  }
+  if (out->nfields + fields > out->cap_fields) {
+    size_t cap = out->cap_fields ? out->cap_fields * 2 : 16;
+    while (cap < out->nfields + fields) cap *= 2;
+    tsdb_field *n = realloc(out->fields, cap * sizeof *n);
+    if (!n) return 0;
+    out->fields = n;
+    out->cap_fields = cap;
+  }
+  return 1;
+}
+
+/* {"k": scalar, ...} appended as fields; the opening brace is next. */
+static int fs_fields(fscan *f, item_rows *out, size_t first) {
+  if (!fs_expect(f, '{')) return 0;
+  if (fs_peek(f) == '}') return 0; /* empty: the full path refuses it */
+  for (;;) {
+    const char *k, *v;
+    size_t kl, vl;
+    if (!fs_string(f, &k, &kl) || !fs_expect(f, ':') || !fs_scalar(f, &v, &vl)) return 0;
+    k++;
+    kl -= 2;
+    if (!kl || kl > TSDB_NAME_BYTES_MAX || !fs_unique(out, first, k, kl)) return 0;
+    if (out->nfields - first >= TSDB_FIELDS_PER_GROUP_MAX || !fs_room(out, 1)) return 0;
+    tsdb_field *fd = &out->fields[out->nfields];
+    if (ingest_json_token_value(v, vl, &fd->value) < 0) return 0;
+    fd->name = (tsdb_str){k, kl};
+    out->nfields++;
+    if (fs_expect(f, ',')) continue;
+    return fs_expect(f, '}');
+  }
+}
+
+/* One object: {"ts": <integer>, "values": {...}} or {"k": scalar, ...}. */
+static int fs_object(fscan *f, int64_t rx_ns, const char *device, item_rows *out) {
+  size_t save = f->i, first = out->nfields;
+  int64_t ts_ns = rx_ns;
+  /* The timestamped form, in either key order. */
+  if (fs_expect(f, '{')) {
+    const char *k;
+    size_t kl;
+    size_t mark = f->i;
+    if (fs_string(f, &k, &kl) && fs_expect(f, ':')) {
+      int is_ts = kl == 4 && memcmp(k, "\"ts\"", 4) == 0, is_values = kl == 8 && memcmp(k, "\"values\"", 8) == 0;
+      if (is_ts || is_values) {
+        int have_ts = 0, have_values = 0;
+        for (int round = 0; round < 2; round++) {
+          if (round == 1) {
+            if (!fs_expect(f, ',') || !fs_string(f, &k, &kl) || !fs_expect(f, ':')) return 0;
+            is_ts = kl == 4 && memcmp(k, "\"ts\"", 4) == 0;
+            is_values = kl == 8 && memcmp(k, "\"values\"", 8) == 0;
+          }
+          if (is_ts && !have_ts) {
+            const char *v;
+            size_t vl;
+            tsdb_value tv;
+            if (!fs_scalar(f, &v, &vl) || vl > 19 || ingest_json_token_value(v, vl, &tv) < 0) return 0;
+            for (size_t j = 0; j < vl; j++)
+              if (v[j] != '-' && (v[j] < '0' || v[j] > '9')) return 0; /* an integer, as the full path asks */
+            char buf[24];
+            memcpy(buf, v, vl);
+            buf[vl] = 0;
+            long long ms = strtoll(buf, NULL, 10);
+            if (ms > INT64_MAX / NS_PER_MS || ms < INT64_MIN / NS_PER_MS) return 0;
+            ts_ns = (int64_t)ms * NS_PER_MS;
+            have_ts = 1;
+          } else if (is_values && !have_values) {
+            if (!fs_fields(f, out, first)) return 0;
+            have_values = 1;
+          } else {
+            return 0;
+          }
+        }
+        if (!fs_expect(f, '}')) return 0;
+        goto row;
+      }
+    }
+    f->i = mark;
+    (void)save;
+    f->i--; /* back to the brace: a plain object */
+  }
+  if (!fs_fields(f, out, first)) return 0;
+  /* A plain object may not hold "ts" (that is the timestamped form) or an object "values"
+   * (scalars only here): fs_fields refuses the latter, the former is checked now. */
+  for (size_t j = first; j < out->nfields; j++)
+    if (out->fields[j].name.len == 2 && memcmp(out->fields[j].name.p, "ts", 2) == 0) return 0;
+row:
+  if (!fs_room(out, 0)) return 0;
+  tsdb_row *row = &out->rows[out->nrows];
+  memset(row, 0, sizeof *row);
+  row->measurement = (tsdb_str){"device", 6};
+  row->ts_ns = ts_ns;
+  row->nfields = out->nfields - first;
+  row->fields = (const tsdb_field *)(uintptr_t)first;
+  out->tags[out->nrows] = (tsdb_tag){{"device", 6}, {device, strlen(device)}};
+  out->nrows++;
+  return 1;
+}
+
+/* 0 with the rows, or PL_AGAIN: use the full path (out is then empty again). */
+static int fast_payload(const uint8_t *payload, size_t len, int64_t rx_ns, const char *device, item_rows *out) {
+  fscan f = {(const char *)payload, len, 0};
+  int ok;
+  if (!pl_utf8_valid(payload, len)) {
+    ok = 0;
+  } else if (fs_peek(&f) == '[') {
+    f.i++;
+    ok = fs_peek(&f) != ']';
+    while (ok) {
+      if (out->nrows >= TELEMETRY_ROWS_MAX || !fs_object(&f, rx_ns, device, out)) {
+        ok = 0;
+        break;
+      }
+      if (fs_expect(&f, ',')) continue;
+      ok = fs_expect(&f, ']');
+      break;
+    }
+  } else {
+    ok = fs_object(&f, rx_ns, device, out);
+  }
+  if (ok && fs_peek(&f) == -1) return 0;
+  out->nrows = out->nfields = out->ntags = 0;
+  return PL_AGAIN;
+}
+
 /* Turns the field indexes stored by tb_object into pointers, once the arrays stop moving. */
 static void rows_finish(item_rows *r) {
   for (size_t i = 0; i < r->nrows; i++) {
@@ -479,12 +686,17 @@ typedef struct ingest_batch {
   ingest_item *items;
   size_t n, cap, bytes;
   int done;
+  int64_t queued_ns, decode_ns, write_ns, done_ns, cpu_ns; /* for the debug log */
 } ingest_batch;
 
 /* Decodes item it into rows (worker). Gateway payloads resolve their devices through db. */
 static void item_decode(mqtt_server *s, ingest_item *it, store **db) {
   pl_err err = {{0}};
   const mqtt_msg *m = it->msg;
+  if (!it->gateway && fast_payload(mqtt_msg_payload(m), m->payload_len, it->rx_ns, it->who->name, &it->rows) == 0) {
+    rows_finish(&it->rows);
+    return;
+  }
   int rc = pl_json_parse(mqtt_msg_payload(m), m->payload_len, JSON_DEPTH_MAX, &it->json, &err);
   if (rc == 0 && !it->gateway) {
     rc = tb_payload(it->json, it->rx_ns, it->who->name, &it->rows, &err);
@@ -521,8 +733,12 @@ static void ingest_work(uv_work_t *w) {
   ingest_batch *b = w->data;
   mqtt_server *s = b->srv;
   store *db = NULL;
+  struct timespec c0, c1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+  int64_t t0 = pl_mono_ns();
   for (size_t i = 0; i < b->n; i++) item_decode(s, &b->items[i], &db);
   if (db) store_pool_put(s->deps.pool, db);
+  b->decode_ns = pl_mono_ns() - t0;
   /* One write per tenant, its items' rows in arrival order. */
   size_t total = 0;
   for (size_t i = 0; i < b->n; i++)
@@ -568,11 +784,15 @@ static void ingest_work(uv_work_t *w) {
   }
   free(written);
   free(rows);
+  b->write_ns = pl_mono_ns() - t0 - b->decode_ns;
   for (size_t i = 0; i < b->n; i++) {
     rows_free(&b->items[i].rows);
     json_decref(b->items[i].json);
     b->items[i].json = NULL;
   }
+  b->done_ns = pl_mono_ns() - t0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+  b->cpu_ns = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
 }
 
 static uint8_t reason_for(int rc) {
@@ -640,6 +860,9 @@ static void ingest_after(uv_work_t *w, int status) {
   }
   b->done = 1;
   g->inflight--;
+  PL_LOG(PL_LOG_DEBUG, "mqtt", "ingest batch items=%zu bytes=%zu waited_us=%lld decode_us=%lld write_us=%lld work_us=%lld cpu_us=%lld",
+         b->n, b->bytes, (long long)((pl_mono_ns() - b->queued_ns - b->done_ns) / 1000), (long long)(b->decode_ns / 1000),
+         (long long)(b->write_ns / 1000), (long long)(b->done_ns / 1000), (long long)(b->cpu_ns / 1000));
   /* Strictly in submission order, so acknowledgements never overtake each other. */
   while (g->head && g->head->done) {
     ingest_batch *h = g->head;
@@ -676,6 +899,7 @@ static void ingest_submit(mqtt_server *s) {
   else g->head = b;
   g->tail = b;
   g->inflight++;
+  b->queued_ns = pl_mono_ns();
   if (uv_queue_work(&s->loop, &b->work, ingest_work, ingest_after) < 0) {
     g->inflight--;
     b->done = 1;
