@@ -491,6 +491,21 @@ static int run_statement(http_req *r, const store_tenant *t, const char *req_db,
   }
   if (needs_db(st) && (!db || !*db))
     return influxql_result_error(res, "database name required");
+  if (strcmp(r->method, "GET") == 0 && influxql_stmt_writes(st) &&
+      st->kind != INFLUXQL_STMT_DELETE) {
+    /* InfluxDB still runs changes sent with GET, with this warning (not for DELETE) */
+    pl_buf b;
+    pl_buf_init(&b, 8192);
+    if (influxql_stmt_format(st, &b) == 0 && pl_buf_printf(&b, "%c", 0) == 0) {
+      size_t need = b.len + 100;
+      res->message = malloc(need);
+      if (res->message)
+        snprintf(res->message, need,
+                 "deprecated use of '%s' in a read only context, please use a POST request instead",
+                 (const char *)b.data);
+    }
+    pl_buf_free(&b);
+  }
   switch (st->kind) {
   case INFLUXQL_STMT_SHOW_DATABASES: return show_databases(r, t->id, res);
   case INFLUXQL_STMT_CREATE_DATABASE:

@@ -190,13 +190,16 @@ typedef struct load_ctx {
 
 static int key_escape(pl_buf *b, const char *s, size_t n, int measurement) {
   int rc = 0;
+  size_t run = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
-    if (s[i] == ',' || s[i] == ' ' || (!measurement && s[i] == '='))
-      rc = pl_buf_append_byte(b, '\\');
-    if (rc == 0)
-      rc = pl_buf_append_byte(b, (uint8_t)s[i]);
+    if (s[i] == ',' || s[i] == ' ' || (!measurement && s[i] == '=')) {
+      rc = pl_buf_append(b, s + run, i - run);
+      if (rc == 0)
+        rc = pl_buf_append_byte(b, '\\');
+      run = i;
+    }
   }
-  return rc;
+  return rc ? rc : pl_buf_append(b, s + run, n - run);
 }
 
 static int load_cb(void *ctx, const tsdb_group_info *gi) {
@@ -216,22 +219,12 @@ static int load_cb(void *ctx, const tsdb_group_info *gi) {
   g->last_ts = gi->last_ts;
   if (!g->measurement || !g->tags || !g->fields || !g->types)
     return l->rc = PL_ENOMEM;
-  pl_buf key;
-  pl_buf_init(&key, 0);
-  int rc = key_escape(&key, gi->measurement.p, gi->measurement.len, 1);
+  int rc = 0;
   for (size_t i = 0; i < gi->ntags && rc == 0; i++) {
     g->tags[i].key = xstrndup(x, gi->tags[i].key.p, gi->tags[i].key.len);
     g->tags[i].value = xstrndup(x, gi->tags[i].value.p, gi->tags[i].value.len);
     if (!g->tags[i].key || !g->tags[i].value)
       rc = PL_ENOMEM;
-    if (rc == 0)
-      rc = pl_buf_append_byte(&key, ',');
-    if (rc == 0)
-      rc = key_escape(&key, gi->tags[i].key.p, gi->tags[i].key.len, 0);
-    if (rc == 0)
-      rc = pl_buf_append_byte(&key, '=');
-    if (rc == 0)
-      rc = key_escape(&key, gi->tags[i].value.p, gi->tags[i].value.len, 0);
   }
   for (size_t i = 0; i < gi->nfields && rc == 0; i++) {
     g->fields[i] = xstrndup(x, gi->field_names[i].p, gi->field_names[i].len);
@@ -239,18 +232,48 @@ static int load_cb(void *ctx, const tsdb_group_info *gi) {
     if (!g->fields[i])
       rc = PL_ENOMEM;
   }
-  if (rc == 0 && !(g->key = xstrndup(x, (const char *)key.data, key.len)))
-    rc = PL_ENOMEM;
-  pl_buf_free(&key);
   if (rc < 0)
     return l->rc = rc;
   VEC_PUSH(l->c->g, l->c->n, l->c->cap, g, rc);
   return rc < 0 ? (l->rc = rc) : 0;
 }
 
-static int cmp_group_key(const void *a, const void *b) {
+/* The series key "m,k=v,..." (line-protocol escaped), made when first needed (SHOW SERIES). */
+static const char *group_key(exec *x, xgroup *g) {
+  if (g->key)
+    return g->key;
+  pl_buf key;
+  pl_buf_init(&key, 0);
+  int rc = key_escape(&key, g->measurement, strlen(g->measurement), 1);
+  for (size_t i = 0; i < g->ntags && rc == 0; i++) {
+    rc = pl_buf_append_byte(&key, ',');
+    if (rc == 0)
+      rc = key_escape(&key, g->tags[i].key, strlen(g->tags[i].key), 0);
+    if (rc == 0)
+      rc = pl_buf_append_byte(&key, '=');
+    if (rc == 0)
+      rc = key_escape(&key, g->tags[i].value, strlen(g->tags[i].value), 0);
+  }
+  if (rc == 0)
+    g->key = xstrndup(x, key.len ? (const char *)key.data : "", key.len);
+  pl_buf_free(&key);
+  return g->key;
+}
+
+/* Groups in series order: measurement, then tags (key, value) in turn; no key string needed. */
+static int cmp_group_meas_key(const void *a, const void *b) {
   const xgroup *x = *(xgroup *const *)a, *y = *(xgroup *const *)b;
-  return strcmp(x->key, y->key);
+  int c = strcmp(x->measurement, y->measurement);
+  for (size_t i = 0; c == 0 && i < x->ntags && i < y->ntags; i++) {
+    c = strcmp(x->tags[i].key, y->tags[i].key);
+    if (c == 0)
+      c = strcmp(x->tags[i].value, y->tags[i].value);
+  }
+  if (c == 0 && x->ntags != y->ntags)
+    c = x->ntags < y->ntags ? -1 : 1;
+  if (c == 0 && x->id != y->id)
+    c = x->id < y->id ? -1 : 1;
+  return c;
 }
 
 /* Groups of measurement m (all when NULL) in namespace ns, ordered by series key. Groups that
@@ -271,7 +294,6 @@ static int catalog_load(exec *x, int64_t ns, const char *m, catalog *c) {
     if (c->g[i]->nfields && !(c->g[i]->first_ts == 0 && c->g[i]->last_ts == 0))
       c->g[k++] = c->g[i];
   c->n = k;
-  xsort(c->g, c->n, sizeof *c->g, cmp_group_key);
   return 0;
 }
 
@@ -390,12 +412,6 @@ static int measures_from(exec *x, catalog *c, meas **out, size_t *n) {
   }
   *out = ms;
   return 0;
-}
-
-static int cmp_group_meas_key(const void *a, const void *b) {
-  const xgroup *x = *(xgroup *const *)a, *y = *(xgroup *const *)b;
-  int c = strcmp(x->measurement, y->measurement);
-  return c ? c : strcmp(x->key, y->key);
 }
 
 /* ---- values used while evaluating conditions and expressions ---- */
@@ -1862,14 +1878,14 @@ static influxql_value raw_eval(const col *c, const xgroup *g, const meas *m, con
   switch (c->kind) {
   case C_LIT: return c->lit;
   case C_FIELD:
-    if (meas_field(m, c->name) >= 0) {
+  case C_TAG: {
+    if (c->kind == C_FIELD && meas_field(m, c->name) >= 0) {
       for (size_t i = 0; i < nf; i++)
         if (strcmp(fnames[i], c->name) == 0)
           return fvals[i];
       return v;
     }
-    /* fall through: a tag */
-  case C_TAG: {
+    /* a tag (or a name that is no field of the measurement) */
     const char *t = tag_value(g, c->name);
     if (!t)
       return v;
@@ -2787,8 +2803,10 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       continue;
     tsdb_type t = m->types[fi];
     int f = p->aggs[a].func;
-    if ((t == TSDB_STRING || t == TSDB_BOOL) && f != F_COUNT && f != F_FIRST && f != F_LAST &&
-        f != F_MODE)
+    if (f == F_MODE && (t == TSDB_STRING || t == TSDB_BOOL))
+      rc = stmt_err(x, "mode() of %s fields is not supported by Plateau",
+                    t == TSDB_STRING ? "string" : "boolean");
+    else if ((t == TSDB_STRING || t == TSDB_BOOL) && f != F_COUNT && f != F_FIRST && f != F_LAST)
       rc = stmt_err(x, "unsupported %s iterator type: %s", func_name(f),
                     t == TSDB_STRING ? "string" : "boolean");
   }
@@ -2816,7 +2834,11 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
       continue;
     tsdb_type ftype = m->types[mf];
     unsigned want = 0;
-    int engine_ok = !any_dep && bi->starts == NULL && !single_selector && !p->naux;
+    /* the engine's buckets carry the times of their first and last points, not of their
+     * extremes: a lone min() or max() reports its point's time, so it reads points */
+    int lone_extreme = single_selector && (p->aggs[0].func == F_MIN || p->aggs[0].func == F_MAX ||
+                                           p->aggs[0].func == F_PERCENTILE);
+    int engine_ok = !any_dep && bi->starts == NULL && !lone_extreme && !p->naux;
     for (size_t a = 0; a < p->naggs; a++) {
       if (strcmp(p->aggs[a].field, field) != 0)
         continue;
@@ -2839,7 +2861,32 @@ static int run_agg_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
             (bk->tz ? (int64_t)influxql__tz_offset(bk->tz, sc->range.min) * 1000000000 : 0);
         spec.aggs = want;
         spec.fill = TSDB_FILL_NONE;
-        rc = tsdb_aggregate(x->o->db, sc->ns, g->id, field, &spec, &tb);
+        int lone = single_selector && !bk->every ? p->aggs[0].func : 0;
+        if (lone == F_LAST || lone == F_FIRST) {
+          /* "the last value of every device": only the newest (oldest) data is needed, so the
+           * window read grows from the group's end until it holds a point of the field */
+          int64_t lo = spec.start_ns > g->first_ts ? spec.start_ns : g->first_ts;
+          int64_t hi = sc->range.max < g->last_ts ? sc->range.max : g->last_ts;
+          int64_t w = 3600LL * 1000000000;
+          for (;;) {
+            int whole = hi < lo || (uint64_t)(hi - lo) <= (uint64_t)w;
+            spec.start_ns = whole ? lo : lone == F_LAST ? hi - w : lo;
+            spec.end_ns = whole ? hi + 1 : lone == F_LAST ? hi + 1 : lo + w + 1;
+            if (hi < lo)
+              spec.end_ns = spec.start_ns; /* nothing in range: an empty read */
+            rc = tsdb_aggregate(x->o->db, sc->ns, g->id, field, &spec, &tb);
+            if (rc < 0 || whole)
+              break;
+            int found = 0;
+            for (size_t k = 0; k < tb.n && !found; k++)
+              found = tb.b[k].present;
+            if (found)
+              break;
+            w = w > INT64_MAX / 4 ? INT64_MAX : w * 4;
+          }
+        } else {
+          rc = tsdb_aggregate(x->o->db, sc->ns, g->id, field, &spec, &tb);
+        }
         if (rc == PL_ENOTFOUND) {
           rc = 0;
           continue;
@@ -3255,21 +3302,6 @@ static int resolve_sources(exec *x, const influxql_select *s, int64_t ns, const 
           g->first_ts = g->last_ts;
           g->last_ts = t;
         }
-        pl_buf key;
-        pl_buf_init(&key, 0);
-        key_escape(&key, g->measurement, strlen(g->measurement), 1);
-        for (size_t t = 0; t < g->ntags; t++) {
-          pl_buf_append_byte(&key, ',');
-          key_escape(&key, g->tags[t].key, strlen(g->tags[t].key), 0);
-          pl_buf_append_byte(&key, '=');
-          key_escape(&key, g->tags[t].value, strlen(g->tags[t].value), 0);
-        }
-        g->key = xstrndup(x, key.len ? (const char *)key.data : "", key.len);
-        pl_buf_free(&key);
-        if (!g->key) {
-          rc = PL_ENOMEM;
-          break;
-        }
         VEC_PUSH(ss->cat.g, ss->cat.n, ss->cat.cap, g, rc);
       }
       continue;
@@ -3336,7 +3368,7 @@ typedef struct field_out {
 static int expand_wildcard_agg(exec *x, plan *p, const influxql_expr *e, const char *alias,
                                const source_set *ss, field_out **f, size_t *nf, size_t *cap) {
   int func = agg_func(e->str);
-  int any_type = func == F_COUNT || func == F_FIRST || func == F_LAST || func == F_MODE;
+  int any_type = func == F_COUNT || func == F_FIRST || func == F_LAST;
   const char **names = NULL;
   size_t nn = 0, cn = 0;
   int rc = 0;
@@ -4043,7 +4075,8 @@ static int show_series(exec *x, const influxql_stmt *st) {
     if (!keys || !rows)
       rc = PL_ENOMEM;
     for (size_t i = 0; i < cat.n && rc == 0; i++)
-      keys[i] = cat.g[i]->key;
+      if (!(keys[i] = group_key(x, cat.g[i])))
+        rc = PL_ENOMEM;
     if (rc == 0) {
       xsort(keys, cat.n, sizeof *keys, cmp_str);
       for (size_t i = 0; i < cat.n; i++) {

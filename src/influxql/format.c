@@ -71,7 +71,6 @@ static int duration_format(int64_t d, pl_buf *out) {
 
 int influxql_expr_format(const influxql_expr *e, pl_buf *out) {
   int rc = 0;
-  char num[40];
   switch (e->kind) {
   case INFLUXQL_EXPR_VARREF: {
     rc = influxql_ident_format(e->str, out);
@@ -82,7 +81,9 @@ int influxql_expr_format(const influxql_expr *e, pl_buf *out) {
     return rc;
   }
   case INFLUXQL_EXPR_CALL:
-    rc = pl_buf_printf(out, "%s(", e->str);
+    rc = influxql_ident_format(e->str, out);
+    if (rc == 0)
+      rc = pl_buf_append_byte(out, '(');
     for (size_t i = 0; i < e->nargs && rc == 0; i++) {
       if (i)
         rc = pl_buf_append_str(out, ", ");
@@ -102,16 +103,15 @@ int influxql_expr_format(const influxql_expr *e, pl_buf *out) {
     return rc ? rc : pl_buf_append_byte(out, ')');
   case INFLUXQL_EXPR_INTEGER: return pl_buf_printf(out, "%lld", (long long)e->i);
   case INFLUXQL_EXPR_UNSIGNED: return pl_buf_printf(out, "%llu", (unsigned long long)e->u);
-  case INFLUXQL_EXPR_NUMBER:
-    snprintf(num, sizeof num, "%.17g", e->f);
-    for (int prec = 1; prec <= 17; prec++) {
-      snprintf(num, sizeof num, "%.*g", prec, e->f);
-      if (strtod(num, NULL) == e->f)
-        break;
-    }
-    if (!strpbrk(num, ".eEn"))
-      strcat(num, ".0");
-    return pl_buf_append_str(out, num);
+  case INFLUXQL_EXPR_NUMBER: {
+    /* plain decimal (InfluxQL has no exponent notation), always with a point so that it reads
+     * back as a number, not an integer */
+    size_t at = out->len;
+    rc = influxql__float_plain(e->f, out);
+    if (rc == 0 && !memchr(out->data + at, '.', out->len - at))
+      rc = pl_buf_append_str(out, ".0");
+    return rc;
+  }
   case INFLUXQL_EXPR_STRING: return quoted(out, e->str, '\'');
   case INFLUXQL_EXPR_BOOL: return pl_buf_append_str(out, e->b ? "true" : "false");
   case INFLUXQL_EXPR_DURATION: return duration_format(e->i, out);

@@ -22,6 +22,7 @@
  */
 #include "influxql/influxql_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,9 +191,10 @@ char *influxql__time_format(int64_t ts_ns, int utc, int32_t offset_s, char *out,
     while (n > 1 && fr[n - 1] == '0')
       fr[--n] = 0;
   }
-  char zone[8] = "Z";
+  char zone[16] = "Z";
   if (!utc) {
     int32_t o = offset_s < 0 ? -offset_s : offset_s;
+    o %= 100 * 3600; /* zone offsets are below 24 h; keeps the format's width known */
     if (offset_s == 0)
       snprintf(zone, sizeof zone, "Z");
     else
@@ -209,10 +211,14 @@ char *influxql__time_format(int64_t ts_ns, int utc, int32_t offset_s, char *out,
 /* The shortest decimal digits that read back as v (|v| finite, non-zero): digits without a
  * point and the exponent of the first one (v = d.ddd x 10^exp). */
 static void shortest_digits(double v, char digits[24], int *exp10) {
+  /* If a decimal of k <= 15 significant digits reads back as v, the correctly rounded
+   * 15-digit form is that decimal padded with zeros; so try 15, 16 and 17 digits and strip the
+   * zeros, instead of trying every length. */
   char buf[40];
-  for (int prec = 0; prec < 17; prec++) {
+  /* subnormals have fewer significant bits: there, try every length */
+  for (int prec = fabs(v) < DBL_MIN ? 0 : 14; prec <= 16; prec++) {
     snprintf(buf, sizeof buf, "%.*e", prec, v);
-    if (strtod(buf, NULL) == v)
+    if (prec == 16 || strtod(buf, NULL) == v)
       break;
   }
   const char *p = buf;

@@ -583,7 +583,7 @@ static int parse_unary(parser *p, influxql_expr **out) {
     e->b = t.tok == TK_TRUE;
     break;
   case TK_DURATIONVAL: {
-    int64_t d;
+    int64_t d = 0;
     if ((rc = parse_duration(p, t.lit, &d)) < 0)
       return rc;
     if (!(e = new_expr(p, INFLUXQL_EXPR_DURATION)))
@@ -759,6 +759,9 @@ static int parse_expr(parser *p, influxql_expr **out) {
     }
     if ((rc = count_op(p)) < 0)
       return rc;
+    /* `tag = $param` bound to a regex means a match, as InfluxDB's index takes it */
+    if (rhs->kind == INFLUXQL_EXPR_REGEX && (opt.tok == TK_EQ || opt.tok == TK_NEQ))
+      opt.tok = opt.tok == TK_EQ ? TK_EQREGEX : TK_NEQREGEX;
     int prec = influxql__tok_precedence(opt.tok);
     /* Walk down the right spine to the first node that binds at least as tightly. */
     influxql_expr *node = &root;
@@ -1610,6 +1613,110 @@ int influxql_stmt_writes(const influxql_stmt *s) {
  * constructs tools actually send are translated: \d \D \w \W \s \S (inside and outside
  * brackets), the case-insensitive flag (?i) at the start, lazy quantifiers (*? +? ??, which
  * match the same strings), and \A \z anchors. Everything else passes through. */
+/* The C library compiles x+ as xx* and x{n,m} as n..m copies of x, so nested repetitions grow
+ * its program exponentially: (((a+)+)+)... or a{1000}{1000}. RE2 refuses repeated operators and
+ * counts over 1000; here the expanded size is estimated (a group's size times each repetition's
+ * copies, summed over the pattern) and patterns past REGEX_EXPANDED_MAX are refused, as are the
+ * constructs RE2 refuses. Returns why, or NULL. */
+#define REGEX_EXPANDED_MAX 100000.0
+#define REGEX_GROUPS_MAX 256
+
+static const char *regex_too_complex(const char *p) {
+  double sum[REGEX_GROUPS_MAX + 1], last[REGEX_GROUPS_MAX + 1];
+  int depth = 0, after_quant = 0;
+  sum[0] = 0, last[0] = 0;
+  for (size_t i = 0; p[i]; i++) {
+    char c = p[i];
+    double size = 0;
+    int quant = 0;
+    if (c == '\\' && p[i + 1]) {
+      i++, size = 1;
+    } else if (c == '[') {
+      size_t j = i + 1;
+      if (p[j] == '^')
+        j++;
+      if (p[j] == ']')
+        j++;
+      while (p[j] && p[j] != ']') {
+        if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '.' || p[j + 1] == '=')) {
+          char close = p[j + 1];
+          j += 2;
+          while (p[j] && !(p[j] == close && p[j + 1] == ']'))
+            j++;
+          if (p[j])
+            j += 2;
+          continue;
+        }
+        j++;
+      }
+      if (!p[j])
+        return "missing closing ]";
+      i = j, size = 1;
+    } else if (c == '(') {
+      if (depth == REGEX_GROUPS_MAX)
+        return "too many nested groups";
+      depth++;
+      sum[depth] = last[depth] = 0;
+      after_quant = 0;
+      continue;
+    } else if (c == ')') {
+      if (!depth)
+        return "unexpected )";
+      size = sum[depth] + 1;
+      depth--;
+    } else if (c == '|') {
+      after_quant = 0;
+      last[depth] = 0;
+      continue;
+    } else if (c == '*' || c == '?') {
+      quant = 1;
+    } else if (c == '+') {
+      quant = 2;
+    } else if (c == '{') {
+      size_t j = i + 1;
+      long lo = 0, hi = -1;
+      while (p[j] >= '0' && p[j] <= '9' && lo <= 100000)
+        lo = lo * 10 + (p[j++] - '0');
+      if (p[j] == ',') {
+        j++;
+        if (p[j] >= '0' && p[j] <= '9') {
+          hi = 0;
+          while (p[j] >= '0' && p[j] <= '9' && hi <= 100000)
+            hi = hi * 10 + (p[j++] - '0');
+        } else {
+          hi = lo + 1;
+        }
+      } else {
+        hi = lo;
+      }
+      if (p[j] != '}') {
+        size = 1; /* a literal brace */
+      } else {
+        if (lo > 1000 || hi > 1000)
+          return "invalid repeat count";
+        quant = (int)(hi > 1 ? hi : 1);
+        i = j;
+      }
+    } else {
+      size = 1;
+    }
+    if (quant) {
+      if (after_quant)
+        return "invalid nested repetition operator";
+      after_quant = 1;
+      sum[depth] += last[depth] * (quant - 1);
+      last[depth] *= quant;
+    } else {
+      after_quant = 0;
+      sum[depth] += size;
+      last[depth] = size;
+    }
+    if (sum[depth] > REGEX_EXPANDED_MAX)
+      return "expression too large";
+  }
+  return depth ? "missing closing )" : NULL;
+}
+
 int influxql__regex_compile(const char *pattern, regex_t *re, char *errbuf, size_t errsz) {
   size_t n = strlen(pattern);
   if (n > 65536) {
@@ -1687,6 +1794,12 @@ int influxql__regex_compile(const char *pattern, regex_t *re, char *errbuf, size
     out[o++] = c;
   }
   out[o] = 0;
+  const char *why = regex_too_complex(out);
+  if (why) {
+    snprintf(errbuf, errsz, "error parsing regexp: %s: `%.60s`", why, pattern);
+    free(out);
+    return -1;
+  }
   int rc = regcomp(re, out, flags);
   free(out);
   if (rc != 0) {

@@ -601,6 +601,13 @@ def test_output_forms(env):
     b = env.server.http.post(env.server.url("/query"), data=form, headers={"Authorization": f"Bearer {env.token}"})
     assert b.status_code == a.status_code == 200
     assert same(b.json(), a.json()) is None, (b.text, a.text)
+    # a change sent with GET runs, with InfluxDB's warning
+    for q2 in (f"CREATE DATABASE {DB}", "DROP SERIES FROM nope WHERE x = 'y'", "DROP MEASUREMENT nope",
+               "DELETE FROM nope WHERE time < 0"):
+        a = env.influxd.query(q2, db=DB)
+        b = plateau_query(env.server, env.token, q2, db=DB)
+        assert b.status_code == a.status_code == 200
+        assert same(b.json(), a.json()) is None, (q2, b.text, a.text)
     # the empty result, exactly
     b = plateau_query(env.server, env.token, "SELECT usage_user FROM nope", db=DB)
     assert b.text == '{"results":[{"statement_id":0}]}\n'
