@@ -40,7 +40,9 @@
 #define BUCKETS_MAX 1000000
 #define POINTS_MAX_DEFAULT ((size_t)50 * 1000 * 1000)
 #define SERIES_MAX_DEFAULT ((size_t)100000)
-#define STMT_ERR 1 /* a statement error has been recorded in the result */
+#define ROWS_MAX ((size_t)2000000) /* rows one statement returns (its JSON stays < ~200 MB) */
+#define BUCKET_CELLS_MAX ((size_t)4000000) /* buckets x aggregates held at once for one series */
+#define STMT_ERR 1                         /* a statement error has been recorded in the result */
 
 /* ---- the statement's context ---- */
 
@@ -73,7 +75,7 @@ typedef struct exec {
   const influxql_exec_opts *o;
   influxql_result *res;
   influxql_arena *arena;
-  size_t points, points_max, series_max;
+  size_t points, points_max, series_max, rows;
   rx_entry *rx;
   size_t nrx;
   pl_err ierr;
@@ -1795,6 +1797,13 @@ static int emit_series(exec *x, const char *name, const char **keys, const char 
                        influxql_value *rows, size_t nrows, const influxql_select *s) {
   if (!nrows)
     return 0;
+  x->rows += nrows;
+  if (x->rows > ROWS_MAX)
+    return stmt_err(x,
+                    "the statement returns more than %zu rows (the limit); narrow its time range, "
+                    "add conditions "
+                    "or LIMIT",
+                    ROWS_MAX);
   if (x->res->nseries >= x->series_max)
     return stmt_err(
         x, "the statement returns more than %zu series (the limit); add conditions or SLIMIT",
@@ -2143,6 +2152,14 @@ static int run_raw_tagset(stmt_ctx *sc, const meas *m, tagset *ts, const char **
         continue;
       if ((rc = stabilize_strings(x, row + 1, ncols)) < 0)
         break;
+      if (x->rows + rb.n >= ROWS_MAX) {
+        rc = stmt_err(
+            x,
+            "the statement returns more than %zu rows (the limit); narrow its time range, add "
+            "conditions or LIMIT",
+            ROWS_MAX);
+        break;
+      }
       if ((rc = rowbuf_add(&rb, t, gi, row)) < 0)
         break;
       if (windowed && !s->order_desc && ++kept >= need)
@@ -3775,6 +3792,15 @@ static int select_run(exec *x, const influxql_select *s, int64_t ns, const trang
           break;
         }
         bk.n = (size_t)nb;
+        if (bk.n > BUCKET_CELLS_MAX / (p.naggs ? p.naggs : 1)) {
+          tagsets_free(&tsets);
+          rc = stmt_err(x,
+                        "too many buckets: %zu time buckets of %zu functions (at most %zu cells); "
+                        "use a longer "
+                        "GROUP BY time interval or a shorter range",
+                        bk.n, p.naggs, BUCKET_CELLS_MAX);
+          break;
+        }
         if (sc.tz &&
             influxql__tz_offset(sc.tz, sc.range.min) != influxql__tz_offset(sc.tz, sc.range.max)) {
           /* the offset changes inside the range: list the starts */

@@ -736,6 +736,32 @@ static void exec_checks(fixture *f) {
   expect_run(f, "SELECT value FROM cpu WHERE host =~ /^a$/ ORDER BY time DESC LIMIT 2",
              RES(CPU("\"time\",\"value\"",
                      "[\"2023-11-14T22:13:50Z\",3],[\"2023-11-14T22:13:40Z\",21.5]")));
+  /* a lone selector's auxiliary fields and tags; wildcard aggregates; more functions */
+  expect_run(f, "SELECT max(value), host FROM cpu",
+             RES(CPU("\"time\",\"max\",\"host\"", "[\"2023-11-14T22:13:40Z\",21.5,\"a\"]")));
+  expect_run(
+      f, "SELECT min(value), region, n FROM cpu GROUP BY time(20s) fill(none)",
+      RES(CPU("\"time\",\"min\",\"region\",\"n\"",
+              "[\"2023-11-14T22:13:20Z\",1.5,\"us\",3],[\"2023-11-14T22:13:40Z\",3,\"us\",null]")));
+  expect_run(f, "SELECT mean(*) FROM cpu",
+             RES(CPU("\"time\",\"mean_n\",\"mean_value\"", "[\"1970-01-01T00:00:00Z\",4,7.125]")));
+  expect_run(f,
+             "SELECT spread(n), mode(n), cumulative_sum(max(n)) FROM cpu WHERE time >= 1700000000s "
+             "AND time < "
+             "1700000040s GROUP BY time(20s)",
+             RES(CPU("\"time\",\"spread\",\"mode\",\"cumulative_sum\"",
+                     "[\"2023-11-14T22:13:20Z\",1,3,4],[\"2023-11-14T22:13:40Z\",0,5,9]")));
+  /* time conditions under OR are evaluated as written (InfluxDB 1.6 returns nothing here) */
+  expect_run(
+      f, "SELECT value FROM cpu WHERE host = 'a' AND (time < 1700000010s OR time > 1700000025s)",
+      RES(CPU("\"time\",\"value\"",
+              "[\"2023-11-14T22:13:20Z\",1.5],[\"2023-11-14T22:13:50Z\",3]")));
+  /* limits are statement errors */
+  char *big = run(f, "SELECT mean(value), max(value), min(value), count(value), sum(value) FROM "
+                     "cpu WHERE time >= 0 "
+                     "AND time < 1700000000s GROUP BY time(1m)");
+  assert_non_null(strstr(big, "too many buckets"));
+  free(big);
   expect_run(f, "SELECT value FROM nope", "{\"results\":[{\"statement_id\":0}]}");
   expect_run(f, "SELECT foo(value) FROM cpu",
              "{\"results\":[{\"statement_id\":0,\"error\":\"undefined function foo()\"}]}");
