@@ -98,6 +98,8 @@ static const pl_config_opt options[] = {
      "When the time-series WAL is fsynced; a write is acknowledged only once durable under it."},
     {"tsdb_fsync_interval", NULL, DUR(tsdb_fsync_interval_ns), "100ms", 1 * MS, 10 * SEC, NULL,
      "Group-commit interval for tsdb_fsync=interval."},
+    {"tsdb_ooo_window", NULL, DUR(tsdb_ooo_window_ns), "7d", 1 * SEC, 36500LL * 86400 * SEC, NULL,
+     "How far behind a series' newest point a write may be (late and back-filled data); older points are refused."},
 };
 
 const pl_config_opt *pl_config_options(size_t *count) {

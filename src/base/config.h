@@ -55,6 +55,7 @@ typedef struct pl_config {
   int64_t page_size_max;
   char tsdb_fsync[16];
   int64_t tsdb_fsync_interval_ns;
+  int64_t tsdb_ooo_window_ns;
 } pl_config;
 
 /* PL_CFG_BOOL is an int 0 or 1, written 0|1|true|false|yes|no|on|off; as a flag it may stand

@@ -147,6 +147,7 @@ int cli_serve(int argc, char **argv) {
                               : !strcmp(cfg.tsdb_fsync, "never") ? TSDB_FSYNC_NEVER
                                                                  : TSDB_FSYNC_INTERVAL,
                      .fsync_interval_ns = cfg.tsdb_fsync_interval_ns,
+                     .ooo_window_ns = cfg.tsdb_ooo_window_ns,
                      .background = 1};
   /* Identifiers: the engine (cache, statistics) shared by HTTP and the Handle server. */
   ident *idn = NULL;

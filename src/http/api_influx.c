@@ -49,7 +49,6 @@
 #define INFLUX_VERSION "1.8.10"
 #define QUOTE_BYTES_MAX 4096       /* of an offending line, in an error body */
 #define ERROR_HEADER_BYTES_MAX 512 /* of X-Influxdb-Error */
-#define CREDENTIAL_BYTES_MAX 256
 #define INFLATE_FACTOR 4 /* a gzip body may inflate to this many times http_max_body_bytes */
 
 /* ---- InfluxDB's response shapes ---- */
@@ -155,13 +154,9 @@ void http_influx_too_large(http_req *r) {
 
 /* ---- authentication ---- */
 
-/* Copies the token of the request into tok: p= (with or without u=), else the Authorization
- * header's Bearer, Token or Basic credentials. 1 when found, 0 when there are none, -1 when
- * the header cannot be read. */
-static int credentials(http_req *r, char tok[CREDENTIAL_BYTES_MAX]) {
-  const char *p = http_query(r, "p");
+int http_influx_credentials(http_req *r, const char *p, char tok[HTTP_CREDENTIAL_BYTES_MAX]) {
   if (p && *p) {
-    snprintf(tok, CREDENTIAL_BYTES_MAX, "%s", p);
+    snprintf(tok, HTTP_CREDENTIAL_BYTES_MAX, "%s", p);
     return 1;
   }
   const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -176,14 +171,14 @@ static int credentials(http_req *r, char tok[CREDENTIAL_BYTES_MAX]) {
       t = colon + 1;
     if (!*t)
       return -1;
-    snprintf(tok, CREDENTIAL_BYTES_MAX, "%s", t);
+    snprintf(tok, HTTP_CREDENTIAL_BYTES_MAX, "%s", t);
     return 1;
   }
   if (strncasecmp(h, "Basic ", 6) == 0) {
     const char *b64 = h + 6;
     while (*b64 == ' ')
       b64++;
-    unsigned char raw[CREDENTIAL_BYTES_MAX * 2];
+    unsigned char raw[HTTP_CREDENTIAL_BYTES_MAX * 2];
     size_t n = 0;
     if (sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &n, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0)
@@ -192,7 +187,7 @@ static int credentials(http_req *r, char tok[CREDENTIAL_BYTES_MAX]) {
     const char *colon = memchr(raw, ':', n);
     int found = colon && colon[1] ? 1 : -1;
     if (found > 0)
-      snprintf(tok, CREDENTIAL_BYTES_MAX, "%s", colon + 1);
+      snprintf(tok, HTTP_CREDENTIAL_BYTES_MAX, "%s", colon + 1);
     sodium_memzero(raw, sizeof raw);
     return found;
   }
@@ -201,8 +196,8 @@ static int credentials(http_req *r, char tok[CREDENTIAL_BYTES_MAX]) {
 
 /* Authenticates the request; replies (401, 503) and returns > 0 on failure. */
 static int influx_auth(http_req *r) {
-  char tok[CREDENTIAL_BYTES_MAX];
-  int found = credentials(r, tok);
+  char tok[HTTP_CREDENTIAL_BYTES_MAX];
+  int found = http_influx_credentials(r, http_query(r, "p"), tok);
   if (found <= 0) {
     http_add_header(r, "Www-Authenticate", "Basic realm=\"InfluxDB\"");
     return influx_error(r, 401, "unable to parse authentication credentials");

@@ -202,45 +202,8 @@ static int is_form(http_req *r) {
 
 /* Authenticates; replies 401 and returns > 0 when the credentials are missing or wrong. */
 static int influx_auth(http_req *r, qparams *qp, const influxql_out_opts *o) {
-  char token[AUTH_TOKEN_MAX + 8] = "";
-  const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-  int have = 0;
-  if (h) {
-    const char *cred = NULL;
-    if (strncasecmp(h, "Bearer ", 7) == 0) {
-      cred = h + 7;
-    } else if (strncasecmp(h, "Token ", 6) == 0) {
-      cred = h + 6;
-      const char *colon = strchr(cred, ':'); /* "Token user:password" (InfluxDB 1.8) */
-      if (colon)
-        cred = colon + 1;
-    }
-    if (cred) {
-      while (*cred == ' ')
-        cred++;
-      if (*cred && strlen(cred) < sizeof token)
-        snprintf(token, sizeof token, "%s", cred), have = 1;
-    } else if (strncasecmp(h, "Basic ", 6) == 0) {
-      unsigned char userpass[512];
-      size_t n = 0;
-      const char *b = h + 6;
-      while (*b == ' ')
-        b++;
-      if (sodium_base642bin(userpass, sizeof userpass - 1, b, strlen(b), NULL, &n, NULL,
-                            sodium_base64_VARIANT_ORIGINAL) == 0) {
-        userpass[n] = 0;
-        const char *colon = memchr(userpass, ':', n);
-        if (colon && colon[1] && strlen(colon + 1) < sizeof token)
-          snprintf(token, sizeof token, "%s", colon + 1), have = 1;
-      }
-      sodium_memzero(userpass, sizeof userpass);
-    }
-  }
-  if (!have) {
-    const char *p = param(qp, "p");
-    if (p && strlen(p) < sizeof token)
-      snprintf(token, sizeof token, "%s", p), have = 1;
-  }
+  char token[HTTP_CREDENTIAL_BYTES_MAX] = "";
+  int have = http_influx_credentials(r, param(qp, "p"), token) > 0;
   if (!have)
     return reply_influx_error(r, 401, o, "unable to parse authentication credentials");
   int rc = auth_authenticate(r->db, token, pl_now_ms(), &r->who);

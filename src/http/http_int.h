@@ -74,6 +74,12 @@ extern const http_route api_influx_routes[];
 extern const size_t api_influx_nroutes;
 /* The InfluxDB-compatible paths (/write, /query, /ping) answer a body over the limit in
  * InfluxDB's shape, {"error":"Request Entity Too Large"} with its headers (api_influx.c). */
+/* The token of an InfluxDB-style request, copied into tok: the `p` parameter when given (with
+ * or without `u`), else the Authorization header's Bearer, Token ("Token user:token" too) or
+ * Basic credentials (the password is the token). 1 when found, 0 when there are none, -1 when
+ * the header cannot be read. p is the caller's: /query takes it from the form body too. */
+#define HTTP_CREDENTIAL_BYTES_MAX 256
+int http_influx_credentials(http_req *r, const char *p, char tok[HTTP_CREDENTIAL_BYTES_MAX]);
 int http_influx_path(const char *path);
 void http_influx_too_large(http_req *r);
 

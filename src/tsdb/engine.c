@@ -118,6 +118,7 @@ static group *group_new(const uint8_t *key, size_t klen) {
   memcpy(g->key, key, klen);
   g->key_len = klen;
   head_init(&g->head);
+  g->chunks_max_end = INT64_MIN;
   if (key_parse(g) < 0) {
     group_free(g);
     return NULL;
@@ -246,6 +247,7 @@ void group_chunks_sorted(group *g) {
       max_at = c;
     }
   }
+  g->chunks_max_end = max_end;
 }
 
 static int group_add_chunk(group *g, const chunk_meta *m) {
@@ -265,8 +267,7 @@ static int64_t group_latest_ts(const group *g) {
   int64_t t = INT64_MIN;
   if (g->head.n) t = g->head.max_ts;
   if (g->frozen && g->frozen->n && g->frozen->max_ts > t) t = g->frozen->max_ts;
-  for (size_t c = 0; c < g->nchunks; c++)
-    if (g->chunks[c].end_ts > t) t = g->chunks[c].end_ts;
+  if (g->nchunks && g->chunks_max_end > t) t = g->chunks_max_end;
   return t;
 }
 

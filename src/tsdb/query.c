@@ -93,9 +93,8 @@ static void group_info(const group *g, tsdb_group_info *gi) {
   gi->field_types = g->field_types;
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   if (g->nchunks) {
-    lo = g->chunks[0].start_ts;
-    for (size_t c = 0; c < g->nchunks; c++)
-      if (g->chunks[c].end_ts > hi) hi = g->chunks[c].end_ts;
+    lo = g->chunks[0].start_ts; /* sorted by start */
+    hi = g->chunks_max_end;
   }
   const head *hs[2] = {&g->head, g->frozen};
   for (int k = 0; k < 2; k++) {

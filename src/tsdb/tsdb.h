@@ -48,7 +48,8 @@ typedef struct tsdb_opts {
   tsdb_fsync_policy fsync;          /* default TSDB_FSYNC_INTERVAL when fsync_set is 0 */
   int fsync_set;                    /* 1 when fsync above was chosen (ALWAYS is the zero value) */
   int64_t fsync_interval_ns;        /* 0 = 100 ms */
-  int64_t ooo_window_ns;            /* how late a point may arrive behind its series; 0 = 1 h */
+  int64_t ooo_window_ns;            /* how late a point may arrive behind its series; 0 = 1 h
+                                       (the daemon passes its tsdb_ooo_window, 7 days) */
   int64_t partition_ns;             /* chunk time boundary; 0 = 1 h */
   uint32_t head_rows_max;           /* rows after which a head is cut early; 0 = 8192 */
   int64_t checkpoint_interval_ns;   /* flush heads and trim the WAL at least this often; 0 = 5 min */

@@ -76,6 +76,8 @@ typedef struct group {
   head *frozen;       /* rows being written to chunks by the flusher, or NULL */
   chunk_meta *chunks; /* sorted by (start_ts, id) */
   size_t nchunks, chunks_cap;
+  int64_t chunks_max_end; /* newest end of any chunk (INT64_MIN without chunks), kept by
+                             group_chunks_sorted so queries need not scan the list */
   uint64_t persisted_lsn; /* rows with lsn <= this are in chunks */
   int dirty_fields;       /* fields changed since last persisted in chunks.db */
 } group;

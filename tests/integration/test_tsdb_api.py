@@ -629,15 +629,21 @@ def test_wrong_content_type_is_415(server, w, bad_dev):
 
 
 def test_point_older_than_the_out_of_order_window_is_400_and_writes_nothing(server, w):
+    # The daemon's default window (tsdb_ooo_window) is 7 days.
     d = new_device(server, w)
-    write(server, w.op, {"device": d.name, "ts": w.base + 2 * HOUR_MS, "values": {"v": 1.0}})
+    late = w.base - 8 * 24 * HOUR_MS
+    write(server, w.op, {"device": d.name, "ts": w.base, "values": {"v": 1.0}})
     r = server.api("POST", "/api/v1/telemetry", token=w.op, json=[
-        {"device": d.name, "ts": w.base + 2 * HOUR_MS + 1, "values": {"v": 2.0}},
-        {"device": d.name, "ts": w.base, "values": {"v": 3.0}}])
+        {"device": d.name, "ts": w.base + 1, "values": {"v": 2.0}},
+        {"device": d.name, "ts": late, "values": {"v": 3.0}}])
     err = assert_error(r, 400)
     assert err["message"].startswith("item 1:"), err
-    assert [v for _, v in read_field(server, w.op, {"device": d.name, **range_params(w.base, w.base + 3 * HOUR_MS)},
+    assert [v for _, v in read_field(server, w.op, {"device": d.name, **range_params(late, w.base + HOUR_MS)},
                                      "v")] == [1.0]
+    # Within the window, late points are accepted (back-filling a day).
+    write(server, w.op, {"device": d.name, "ts": w.base - 24 * HOUR_MS, "values": {"v": 4.0}})
+    assert [v for _, v in read_field(server, w.op, {"device": d.name, **range_params(late, w.base + HOUR_MS)},
+                                     "v")] == [4.0, 1.0]
 
 
 def test_unknown_device_is_404_naming_it(server, w):
