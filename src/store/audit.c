@@ -83,24 +83,21 @@ int store_audit_insert(store *s, store_audit *rec) {
   return 0;
 }
 
+typedef struct audit_visit {
+  store_audit_cb cb;
+  void *ctx;
+} audit_visit;
+
+static int visit_audit(void *ctx, sqlite3_stmt *st) {
+  audit_visit *v = ctx;
+  store_audit a;
+  audit_from_row(st, &a);
+  return v->cb(v->ctx, &a);
+}
+
 static int audit_run(store *s, sqlite3_stmt *st, store_audit_cb cb, void *ctx) {
-  int n = 0, rc = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_audit a;
-    audit_from_row(st, &a);
-    if ((rc = cb(ctx, &a)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  audit_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_audit, &v);
 }
 
 int store_audit_list(store *s, const store_audit_filter *f, store_audit_cb cb, void *ctx) {

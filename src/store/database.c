@@ -96,6 +96,18 @@ int store_database_delete(store *s, int64_t tenant_id, int64_t id) {
   return rc;
 }
 
+typedef struct database_visit {
+  store_database_cb cb;
+  void *ctx;
+} database_visit;
+
+static int visit_database(void *ctx, sqlite3_stmt *st) {
+  database_visit *v = ctx;
+  store_database x;
+  database_from_row(st, &x);
+  return v->cb(v->ctx, &x);
+}
+
 int store_database_list(store *s, int64_t tenant_id, int64_t after_id, int limit,
                         store_database_cb cb, void *ctx) {
   sqlite3_stmt *st;
@@ -108,21 +120,6 @@ int store_database_list(store *s, int64_t tenant_id, int64_t after_id, int limit
   sqlite3_bind_int64(st, 1, tenant_id);
   sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int64(st, 3, store__limit(limit));
-  int n = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_database d;
-    database_from_row(st, &d);
-    if ((rc = cb(ctx, &d)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  database_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_database, &v);
 }

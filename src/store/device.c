@@ -214,6 +214,22 @@ int store_device_delete(store *s, int64_t tenant_id, int64_t id) {
   return store__exec_one(s, st);
 }
 
+typedef struct device_visit {
+  store_device_cb cb;
+  void *ctx;
+} device_visit;
+
+static int visit_device(void *ctx, sqlite3_stmt *st) {
+  device_visit *v = ctx;
+  store_device x;
+  int rc = device_from_row(st, &x);
+  if (rc < 0)
+    return rc;
+  rc = v->cb(v->ctx, &x);
+  store_device_clear(&x);
+  return rc;
+}
+
 int store_device_list(store *s, int64_t tenant_id, int64_t after_id, int limit, store_device_cb cb,
                       void *ctx) {
   sqlite3_stmt *st;
@@ -226,24 +242,6 @@ int store_device_list(store *s, int64_t tenant_id, int64_t after_id, int limit, 
   sqlite3_bind_int64(st, 1, tenant_id);
   sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int64(st, 3, store__limit(limit));
-  int n = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_device d;
-    if ((rc = device_from_row(st, &d)) < 0)
-      break;
-    rc = cb(ctx, &d);
-    store_device_clear(&d);
-    if (rc < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  device_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_device, &v);
 }

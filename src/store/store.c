@@ -435,6 +435,24 @@ void store_close(store *s) {
   free(s);
 }
 
+int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) {
+  int rc = 0, n = 0;
+  for (;;) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    if ((rc = row(ctx, st)) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  return rc < 0 ? rc : n;
+}
+
 int store_schema_latest(void) {
   return MIGRATION_COUNT;
 }

@@ -96,6 +96,10 @@ void store__col_str(sqlite3_stmt *st, int col, char *out, size_t outsz);
 void store__col_hash(sqlite3_stmt *st, int col, uint8_t out[32]);
 /* The LIMIT to bind for a list's limit argument (<= 0: no limit). */
 int64_t store__limit(int limit);
+/* Steps a prepared list statement to the end, calling row(ctx, st) for each row, then finalizes
+ * it. row returns 0 to go on or a negative code, which stops the list and is returned. Returns
+ * the number of rows visited. */
+int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx);
 
 #define STORE__BIND_STR(st, idx, field) store__bind_str((st), (idx), (field), sizeof(field))
 

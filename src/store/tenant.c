@@ -103,6 +103,18 @@ int store_tenant_delete(store *s, int64_t id) {
   return store__exec_one(s, st);
 }
 
+typedef struct tenant_visit {
+  store_tenant_cb cb;
+  void *ctx;
+} tenant_visit;
+
+static int visit_tenant(void *ctx, sqlite3_stmt *st) {
+  tenant_visit *v = ctx;
+  store_tenant x;
+  tenant_from_row(st, &x);
+  return v->cb(v->ctx, &x);
+}
+
 int store_tenant_list(store *s, int64_t after_id, int limit, store_tenant_cb cb, void *ctx) {
   sqlite3_stmt *st;
   int rc = store__prepare(
@@ -111,21 +123,6 @@ int store_tenant_list(store *s, int64_t after_id, int limit, store_tenant_cb cb,
     return rc;
   sqlite3_bind_int64(st, 1, after_id);
   sqlite3_bind_int64(st, 2, store__limit(limit));
-  int n = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_tenant t;
-    tenant_from_row(st, &t);
-    if ((rc = cb(ctx, &t)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  tenant_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_tenant, &v);
 }

@@ -118,6 +118,18 @@ int store_token_touch(store *s, int64_t id, int64_t now_ms) {
   return store__exec(s, st);
 }
 
+typedef struct token_visit {
+  store_token_cb cb;
+  void *ctx;
+} token_visit;
+
+static int visit_token(void *ctx, sqlite3_stmt *st) {
+  token_visit *v = ctx;
+  store_token x;
+  token_from_row(st, &x);
+  return v->cb(v->ctx, &x);
+}
+
 int store_token_list(store *s, int64_t tenant_id, int64_t user_id, int include_sessions,
                      int64_t after_id, int limit, store_token_cb cb, void *ctx) {
   sqlite3_stmt *st;
@@ -133,21 +145,6 @@ int store_token_list(store *s, int64_t tenant_id, int64_t user_id, int include_s
   sqlite3_bind_int(st, 3, include_sessions != 0);
   sqlite3_bind_int64(st, 4, after_id);
   sqlite3_bind_int64(st, 5, store__limit(limit));
-  int n = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_token t;
-    token_from_row(st, &t);
-    if ((rc = cb(ctx, &t)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  token_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_token, &v);
 }

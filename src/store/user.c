@@ -109,6 +109,18 @@ int store_user_delete(store *s, int64_t tenant_id, int64_t id) {
   return store__exec_one(s, st);
 }
 
+typedef struct user_visit {
+  store_user_cb cb;
+  void *ctx;
+} user_visit;
+
+static int visit_user(void *ctx, sqlite3_stmt *st) {
+  user_visit *v = ctx;
+  store_user x;
+  user_from_row(st, &x);
+  return v->cb(v->ctx, &x);
+}
+
 int store_user_list(store *s, int64_t tenant_id, int64_t after_id, int limit, store_user_cb cb,
                     void *ctx) {
   sqlite3_stmt *st;
@@ -121,21 +133,6 @@ int store_user_list(store *s, int64_t tenant_id, int64_t after_id, int limit, st
   sqlite3_bind_int64(st, 1, tenant_id);
   sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int64(st, 3, store__limit(limit));
-  int n = 0;
-  for (;;) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_user u;
-    user_from_row(st, &u);
-    if ((rc = cb(ctx, &u)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
-  return rc < 0 ? rc : n;
+  user_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_user, &v);
 }
