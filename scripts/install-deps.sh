@@ -14,7 +14,7 @@ packages=(
   python3 python3-pytest python3-requests python3-paho-mqtt
   mosquitto mosquitto-clients
   # benchmark peers
-  influxdb influxdb-client wrk
+  influxdb influxdb-client wrk knot knot-dnsutils dnsperf nginx-light
 )
 
 missing=()
@@ -39,7 +39,7 @@ echo "install-deps: installing ${missing[*]}"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts services it installs; Plateau's tests start their own peers on free ports.
-for svc in influxdb mosquitto; do
+for svc in influxdb mosquitto knot nginx; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -530,8 +530,9 @@ int ident_prefix_delete(ident_ctx *c, const store_prefix *p, pl_err *err) {
 
 /* ---- GS1 index ---- */
 
-int ident_gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nvalues, pl_err *err) {
-  int rc = store_gs1_clear(db, handle_id);
+/* clear: drop the handle's previous keys first (not needed for a handle just created). */
+static int gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nvalues, int clear, pl_err *err) {
+  int rc = clear ? store_gs1_clear(db, handle_id) : 0;
   if (rc < 0) return rc;
   uint32_t pos = 0;
   hdl_value v;
@@ -551,6 +552,10 @@ int ident_gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nvalu
   }
   free(u);
   return rc < 0 ? rc : 0;
+}
+
+int ident_gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nvalues, pl_err *err) {
+  return gs1_index(db, handle_id, values, nvalues, 1, err);
 }
 
 /* ---- identifiers ---- */
@@ -616,7 +621,7 @@ static int put_one(store *db, int64_t tenant_id, const store_prefix *prefix, con
     if (rc < 0) return rc;
     *created = 1;
   }
-  rc = ident_gs1_index(db, h.id, values, nvalues, err);
+  rc = gs1_index(db, h.id, values, nvalues, !*created, err);
   /* A bulk registration goes on past a rejected row in the same transaction: take back the
    * row this call inserted. (A single write rolls its whole transaction back instead.) */
   if (rc < 0 && *created) store_handle_delete(db, tenant_id, handle);
@@ -913,16 +918,24 @@ int ident_bulk_add_csv(ident_bulk *b, const char *line, size_t len) {
   if (n != b->ncolumns) {
     rc = pl_err_set(&err, PL_EINVAL, "the row has %d columns, the header %d", n < 0 ? 0 : n, b->ncolumns);
   } else {
-    json_t *vals = json_array();
-    json_int_t idx = 1;
-    for (int i = 0; i < n && vals; i++) {
-      if (i == b->handle_col || !cells[i][0]) continue;
-      json_array_append_new(vals, json_pack("{s:I, s:s, s:s}", "index", idx++, "type", b->columns[i], "data", cells[i]));
-    }
+    /* Each non-empty cell is a string value of its column's type, encoded directly (the same
+     * checks as ident_values_from_json for text data). */
     uint32_t nv = 0;
     pl_buf_reset(&b->enc);
-    rc = vals ? ident_values_from_json(vals, b->now_s, &b->enc, &nv, &err) : PL_ENOMEM;
-    json_decref(vals);
+    for (int i = 0; i < n && rc == 0; i++) {
+      if (i == b->handle_col || !cells[i][0]) continue;
+      size_t dl = strlen(cells[i]), tl = strlen(b->columns[i]);
+      hdl_value v = {nv + 1, b->now_s, 0, IDENT_TTL_DEFAULT,
+                     HDL_PERM_ADMIN_READ | HDL_PERM_ADMIN_WRITE | HDL_PERM_PUBLIC_READ,
+                     {(const uint8_t *)b->columns[i], (uint32_t)tl}, {(const uint8_t *)cells[i], (uint32_t)dl}, 0,
+                     {NULL, 0}};
+      if (!tl || tl > HDL_TYPE_MAX || dl > IDENT_DATA_MAX || !pl_utf8_valid(cells[i], dl))
+        rc = pl_err_set(&err, PL_EINVAL, "column %d: not valid text of at most %d bytes", i + 1, IDENT_DATA_MAX);
+      else if (is_reserved(b->columns[i]))
+        rc = check_reserved(b->columns[i], v.data, v.index, &err);
+      if (rc == 0) rc = hdl_value_encode(&b->enc, &v);
+      nv++;
+    }
     if (rc == 0) rc = bulk_row(b, handle, NULL, nv, &err);
   }
   if (rc == 0) b->accepted++;

@@ -60,7 +60,19 @@ struct ident {
   pl_map *stats;
   atomic_uint next_request_id;
   dl_dict *dict; /* loaded from opts.gs1_dictionary, or NULL for the built-in one */
+  pthread_mutex_t tuned_mu;
+  pl_map *tuned; /* store connections already given a read cache and memory map */
 };
+
+/* Gives a connection that resolves (an HTTP pool connection, say) the page cache and memory
+ * map of store_ident_tune, once per connection. */
+static void tune_once(ident *id, store *db) {
+  pthread_mutex_lock(&id->tuned_mu);
+  int known = pl_map_get(id->tuned, &db, sizeof db) != NULL;
+  if (!known && pl_map_count(id->tuned) < 4096) pl_map_put(id->tuned, &db, sizeof db, (void *)1, NULL);
+  pthread_mutex_unlock(&id->tuned_mu);
+  if (!known) store_ident_tune(db, 16 << 20, (int64_t)1 << 30);
+}
 
 void ident_opts_from_config(const pl_config *cfg, ident_opts *o) {
   memset(o, 0, sizeof *o);
@@ -118,10 +130,12 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err) {
   }
   pthread_mutex_init(&id->cache_mu, NULL);
   pthread_mutex_init(&id->stats_mu, NULL);
+  pthread_mutex_init(&id->tuned_mu, NULL);
   id->cache = pl_map_new();
   id->stats = pl_map_new();
+  id->tuned = pl_map_new();
   atomic_init(&id->next_request_id, (unsigned)(pl_now_ns() & 0xffffff) + 1);
-  if (!id->cache || !id->stats) {
+  if (!id->cache || !id->stats || !id->tuned) {
     ident_free(id);
     return pl_err_set(err, PL_ENOMEM, "out of memory");
   }
@@ -150,8 +164,10 @@ void ident_free(ident *id) {
     free_map_values(id->stats, 0);
     pl_map_free(id->stats);
   }
+  pl_map_free(id->tuned);
   pthread_mutex_destroy(&id->cache_mu);
   pthread_mutex_destroy(&id->stats_mu);
+  pthread_mutex_destroy(&id->tuned_mu);
   dl_dict_free(id->dict);
   free(id);
 }
@@ -401,6 +417,7 @@ void ident_cache_stats(ident *id, int64_t *entries, int64_t *hits, int64_t *miss
 /* ---- resolution ---- */
 
 int ident_resolve_nonblocking(ident *id, store *db, const ident_query *q, ident_result *res) {
+  tune_once(id, db);
   res->tenant_id = 0;
   res->message[0] = 0;
   int rc = resolve_local(id, db, q, res);

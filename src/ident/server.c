@@ -71,6 +71,17 @@ typedef struct job {
   pl_buf reply; /* filled by the resolver */
 } job;
 
+/* A UDP packet waiting in the send queue (its bytes at off in sendbuf). */
+typedef struct pending {
+  size_t off;
+  uint16_t len;
+  socklen_t addrlen;
+  struct sockaddr_storage addr;
+} pending;
+
+#define SENDQ_MAX 256
+#define RBUF_BYTES 4096 /* a request datagram is at most 532 bytes (longer ones come in chunks) */
+
 typedef struct reasm_entry {
   hdl_reasm r;
   int64_t started_ns;
@@ -99,6 +110,12 @@ struct ident_server {
   job *done_head;
   int quit;
   pl_buf pkts;
+  /* UDP batching: received datagrams land in rbufs; replies wait in sendq until the batch is
+   * answered, then leave in one sendmmsg. */
+  uint8_t *rbufs;
+  pending sendq[SENDQ_MAX];
+  int nsend;
+  pl_buf sendbuf;
 };
 
 /* ---- answering one request ---- */
@@ -195,6 +212,8 @@ static void *resolver_main(void *arg) {
   pl_err err = {{0}};
   if (store_open(s->db_path, &db, &err) < 0)
     PL_LOG(PL_LOG_ERROR, "ident", "resolver cannot open the database: %s", err.msg);
+  else
+    store_ident_tune(db, 16 << 20, (int64_t)1 << 30);
   pthread_mutex_lock(&s->mu);
   for (;;) {
     while (!s->quit && !s->jobs_head) pthread_cond_wait(&s->cv, &s->mu);
@@ -255,6 +274,32 @@ static int enqueue(ident_server *s, const uint8_t *msg, size_t len, int tcp, uin
 
 /* ---- UDP ---- */
 
+/* Sends every queued packet, BATCH per sendmmsg. */
+static void udp_flush(ident_server *s) {
+  struct mmsghdr mm[BATCH];
+  struct iovec iov[BATCH];
+  for (int i = 0; i < s->nsend;) {
+    int k = 0;
+    for (; k < BATCH && i + k < s->nsend; k++) {
+      pending *p = &s->sendq[i + k];
+      iov[k].iov_base = s->sendbuf.data + p->off;
+      iov[k].iov_len = p->len;
+      memset(&mm[k], 0, sizeof mm[k]);
+      mm[k].msg_hdr.msg_name = &p->addr;
+      mm[k].msg_hdr.msg_namelen = p->addrlen;
+      mm[k].msg_hdr.msg_iov = &iov[k];
+      mm[k].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = sendmmsg(s->udp_fd, mm, (unsigned)k, 0);
+    if (sent < 0 && errno != EAGAIN && errno != EINTR)
+      PL_LOG(PL_LOG_DEBUG, "ident", "udp send failed err=%s", strerror(errno));
+    i += sent > 0 ? sent : k; /* a full socket buffer drops the rest of this batch, as UDP may */
+  }
+  s->nsend = 0;
+  pl_buf_reset(&s->sendbuf);
+}
+
+/* Queues a reply (split into chunks when over 512 message bytes) for addr. */
 static void udp_send(ident_server *s, const uint8_t *msg, size_t len, const struct sockaddr_storage *addr,
                      socklen_t addrlen) {
   uint16_t lens[1024];
@@ -264,23 +309,17 @@ static void udp_send(ident_server *s, const uint8_t *msg, size_t len, const stru
     PL_LOG(PL_LOG_WARN, "ident", "udp reply too large bytes=%zu", len);
     return;
   }
-  struct mmsghdr mm[BATCH];
-  struct iovec iov[BATCH];
   size_t off = 0;
-  for (int i = 0; i < n;) {
-    int k = 0;
-    for (; k < BATCH && i < n; k++, i++) {
-      iov[k].iov_base = s->pkts.data + off;
-      iov[k].iov_len = lens[i];
-      off += lens[i];
-      memset(&mm[k], 0, sizeof mm[k]);
-      mm[k].msg_hdr.msg_name = (void *)addr;
-      mm[k].msg_hdr.msg_namelen = addrlen;
-      mm[k].msg_hdr.msg_iov = &iov[k];
-      mm[k].msg_hdr.msg_iovlen = 1;
-    }
-    if (sendmmsg(s->udp_fd, mm, (unsigned)k, 0) < 0 && errno != EAGAIN)
-      PL_LOG(PL_LOG_DEBUG, "ident", "udp send failed err=%s", strerror(errno));
+  for (int i = 0; i < n; i++) {
+    if (s->nsend == SENDQ_MAX) udp_flush(s);
+    pending *p = &s->sendq[s->nsend];
+    p->off = s->sendbuf.len;
+    if (pl_buf_append(&s->sendbuf, s->pkts.data + off, lens[i]) < 0) return;
+    p->len = lens[i];
+    memcpy(&p->addr, addr, addrlen);
+    p->addrlen = addrlen;
+    s->nsend++;
+    off += lens[i];
   }
 }
 
@@ -363,9 +402,8 @@ static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const st
 }
 
 static void udp_readable(ident_server *s) {
-  static const size_t PKT = 65536;
-  uint8_t *bufs = malloc(BATCH * PKT);
-  if (!bufs) return;
+  const size_t PKT = RBUF_BYTES;
+  uint8_t *bufs = s->rbufs;
   struct mmsghdr mm[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_storage addrs[BATCH];
@@ -384,11 +422,12 @@ static void udp_readable(ident_server *s) {
     int n = recvmmsg(s->udp_fd, mm, BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) break;
     for (int i = 0; i < n; i++)
-      udp_datagram(s, bufs + (size_t)i * PKT, mm[i].msg_len, &addrs[i], mm[i].msg_hdr.msg_namelen, &out);
+      if (!(mm[i].msg_hdr.msg_flags & MSG_TRUNC))
+        udp_datagram(s, bufs + (size_t)i * PKT, mm[i].msg_len, &addrs[i], mm[i].msg_hdr.msg_namelen, &out);
+    udp_flush(s);
     if (n < BATCH) break;
   }
   pl_buf_free(&out);
-  free(bufs);
 }
 
 /* ---- TCP ---- */
@@ -516,6 +555,7 @@ static void completions(ident_server *s) {
     if (j->reply.len) {
       if (!j->tcp) {
         udp_send(s, j->reply.data, j->reply.len, &j->addr, j->addrlen);
+        udp_flush(s);
       } else {
         conn *c = conn_by_id(s, j->conn_id);
         if (c && pl_buf_append(&c->out, j->reply.data, j->reply.len) == 0) {
@@ -601,6 +641,8 @@ static void server_free(ident_server *s) {
   if (s->epfd >= 0) close(s->epfd);
   store_close(s->db);
   pl_buf_free(&s->pkts);
+  pl_buf_free(&s->sendbuf);
+  free(s->rbufs);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
@@ -617,9 +659,11 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   pl_buf_init(&s->pkts, 0);
+  pl_buf_init(&s->sendbuf, 0);
   int rc = 0;
   s->reasm = pl_map_new();
-  if (!s->reasm) rc = pl_err_set(err, PL_ENOMEM, "out of memory");
+  s->rbufs = malloc((size_t)BATCH * RBUF_BYTES);
+  if (!s->reasm || !s->rbufs) rc = pl_err_set(err, PL_ENOMEM, "out of memory");
   if (rc == 0) {
     s->tcp_fd = pl_net_listen(listen, SOCK_STREAM, 1024, err);
     if (s->tcp_fd < 0) rc = s->tcp_fd;
@@ -645,8 +689,8 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
       setsockopt(s->udp_fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     }
   }
-  if (rc == 0 && (rc = store_open(db_path, &s->db, err)) < 0) {
-  }
+  if (rc == 0 && (rc = store_open(db_path, &s->db, err)) == 0)
+    store_ident_tune(s->db, 64 << 20, (int64_t)1 << 30); /* best effort: only faster */
   if (rc == 0) {
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -417,4 +418,12 @@ int store_ident_stats_list(store *s, int64_t tenant_id, int64_t since_day, int64
   }
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? n : store__rc(s, rc);
+}
+
+int store_ident_tune(store *s, int64_t cache_bytes, int64_t mmap_bytes) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lld; PRAGMA mmap_size = %lld", (long long)(cache_bytes / 1024),
+           (long long)mmap_bytes);
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : store__rc(s, rc);
 }

@@ -329,5 +329,9 @@ int store_ident_stats_add(store *s, int64_t prefix_id, int64_t day, int64_t reso
 /* Rows with since_day <= day < until_day, tenant_id 0: all, ordered by day then prefix. */
 int store_ident_stats_list(store *s, int64_t tenant_id, int64_t since_day, int64_t until_day,
                            store_ident_stat_cb cb, void *ctx);
+/* Tunes a connection that mostly reads the registry at random (the Handle server's): a page
+ * cache of cache_bytes and a memory map of up to mmap_bytes of the file, so a lookup in a
+ * registry of millions needs no read() calls. */
+int store_ident_tune(store *s, int64_t cache_bytes, int64_t mmap_bytes);
 
 #endif
