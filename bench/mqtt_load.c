@@ -2,8 +2,9 @@
  * 127.0.0.1 only, bounded in message count and time. It speaks MQTT 3.1.1 through Plateau's own
  * codec (src/mqtt/codec.h) on one epoll thread.
  *
- *   bench_mqtt_load idle  --port P --count N [--user U] [--pass W] [--hold S]
- *       opens N connections, each CONNECT (keep-alive 600 s) and waits for every CONNACK, prints
+ *   bench_mqtt_load idle  --port P --count N [--first F] [--user U] [--pass W] [--users FILE] [--hold S]
+ *       opens N connections, each CONNECT (keep-alive 600 s; user names from FILE in turn, e.g.
+ *       device tokens, else U; client ids and names start at index F) and waits for every CONNACK, prints
  *       "connected=N", then holds them S seconds (or until stdin closes) so the caller can read the
  *       server's memory.
  *
@@ -159,7 +160,25 @@ static void idle_packet(conn *c, mqtt_packet *p, void *ctx) {
   }
 }
 
-static int run_idle(int port, int count, const char *user, const char *pass, int hold_s) {
+static int run_idle(int port, int count, int first, const char *user, const char *pass, const char *users_file,
+                    int hold_s) {
+  char **users = NULL;
+  size_t nusers = 0;
+  if (users_file) {
+    FILE *fp = fopen(users_file, "r");
+    if (!fp) {
+      fprintf(stderr, "idle: cannot read %s\n", users_file);
+      return 2;
+    }
+    char line[256];
+    while (fgets(line, sizeof line, fp)) {
+      line[strcspn(line, "\r\n")] = 0;
+      if (!*line) continue;
+      users = realloc(users, (nusers + 1) * sizeof *users);
+      users[nusers++] = strdup(line);
+    }
+    fclose(fp);
+  }
   conn *cs = calloc((size_t)count, sizeof *cs);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int ok = 0, opened = 0;
@@ -175,8 +194,8 @@ static int run_idle(int port, int count, const char *user, const char *pass, int
     pl_buf_init(&c->in, 0);
     pl_buf_init(&c->out, 0);
     char id[32];
-    snprintf(id, sizeof id, "idle-%d", i);
-    send_connect(c, id, user, pass, 600);
+    snprintf(id, sizeof id, "idle-%d", first + i);
+    send_connect(c, id, nusers ? users[(size_t)(first + i) % nusers] : user, pass, 600);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
   }
@@ -220,6 +239,8 @@ static int run_idle(int port, int count, const char *user, const char *pass, int
   for (int i = 0; i < count; i++)
     if (cs[i].fd >= 0) close(cs[i].fd);
   free(cs);
+  for (size_t i = 0; i < nusers; i++) free(users[i]);
+  free(users);
   close(ep);
   return ok == count ? 0 : 1;
 }
@@ -399,7 +420,10 @@ static int run_fanin(int port, int pubs, uint64_t messages, int size, int qos, i
     /* Publishers fill their buffers (bounded by chunk and window). */
     for (int i = 0; i < pubs; i++) {
       conn *c = &pc[i];
-      if (!c->connected) continue;
+      if (!c->connected) {
+        if (c->out.len) flush_out(c); /* the CONNECT */
+        continue;
+      }
       while (c->sent < messages && c->out.len < OUT_CHUNK && (qos == 0 || c->inflight < window))
         put_publish(c, &f, qos, 0);
       if (c->sent == messages && !c->marker_sent && c->inflight < window) {
@@ -465,8 +489,10 @@ int main(int argc, char **argv) {
   }
   int port = atoi(arg(argc, argv, "--port", "1883"));
   if (strcmp(argv[1], "idle") == 0)
-    return run_idle(port, atoi(arg(argc, argv, "--count", "1000")), arg(argc, argv, "--user", NULL),
-                    arg(argc, argv, "--pass", NULL), atoi(arg(argc, argv, "--hold", "60")));
+    return run_idle(port, atoi(arg(argc, argv, "--count", "1000")), atoi(arg(argc, argv, "--first", "0")),
+                    arg(argc, argv, "--user", NULL),
+                    arg(argc, argv, "--pass", NULL), arg(argc, argv, "--users", NULL),
+                    atoi(arg(argc, argv, "--hold", "60")));
   if (strcmp(argv[1], "fanin") == 0) {
     int pubs = atoi(arg(argc, argv, "--publishers", "4"));
     if (pubs < 1 || pubs > MAX_PUBLISHERS) {

@@ -35,15 +35,18 @@ void mqtt__principal_unref(mqtt_principal *p) {
   if (p && --p->refs == 0) free(p);
 }
 
-static mqtt_principal *principal_new(uint8_t kind, int64_t tenant_id, const char *name) {
-  size_t len = strlen(name);
-  mqtt_principal *p = calloc(1, sizeof *p + len + 1);
+/* A principal of one allocation: the struct, then its name and actor label. */
+static mqtt_principal *principal_new(uint8_t kind, int64_t tenant_id, const char *name, const char *actor) {
+  size_t len = strlen(name), alen = strlen(actor);
+  mqtt_principal *p = calloc(1, sizeof *p + len + 1 + alen + 1);
   if (!p) return NULL;
   p->refs = 1;
   p->kind = kind;
   p->tenant_id = tenant_id;
   p->name_len = (uint16_t)len;
   memcpy(p->name, name, len);
+  memcpy(p->name + len + 1, actor, alen);
+  p->actor = p->name + len + 1;
   if (kind == MQTT_WHO_ANON) snprintf(p->ns, sizeof p->ns, "%s", MQTT_NS_ANON);
   else snprintf(p->ns, sizeof p->ns, "t%lld", (long long)tenant_id);
   p->may_publish = p->may_subscribe = 1;
@@ -51,9 +54,7 @@ static mqtt_principal *principal_new(uint8_t kind, int64_t tenant_id, const char
 }
 
 mqtt_principal *mqtt__principal_anon(void) {
-  mqtt_principal *p = principal_new(MQTT_WHO_ANON, 0, "anonymous");
-  if (p) snprintf(p->actor, sizeof p->actor, "anonymous");
-  return p;
+  return principal_new(MQTT_WHO_ANON, 0, "anonymous", "anonymous");
 }
 
 /* ---- authentication ---- */
@@ -63,7 +64,9 @@ static int looks_like_token(const char *s, size_t len) {
 }
 
 static void set_device(mqtt_auth_req *r, const store_device *d) {
-  mqtt_principal *p = principal_new(MQTT_WHO_DEVICE, d->tenant_id, d->name);
+  char actor[160];
+  snprintf(actor, sizeof actor, "device:%s", d->name);
+  mqtt_principal *p = principal_new(MQTT_WHO_DEVICE, d->tenant_id, d->name, actor);
   if (!p) {
     r->reason = MQTT_RC_SERVER_UNAVAILABLE;
     snprintf(r->why, sizeof r->why, "out of memory");
@@ -71,7 +74,6 @@ static void set_device(mqtt_auth_req *r, const store_device *d) {
   }
   p->device_id = d->id;
   p->is_gateway = strcmp(d->type, "gateway") == 0;
-  snprintf(p->actor, sizeof p->actor, "device:%s", d->name);
   r->who = p;
   if (d->attributes_json) r->attrs_json = strdup(d->attributes_json);
 }
@@ -114,14 +116,15 @@ static void auth_work(uv_work_t *w) {
       }
       store_device_clear(&d);
     } else {
-      mqtt_principal *pr = principal_new(MQTT_WHO_USER, p.tenant_id, p.name);
+      char actor[160];
+      auth_principal_actor(&p, actor, sizeof actor);
+      mqtt_principal *pr = principal_new(MQTT_WHO_USER, p.tenant_id, p.name, actor);
       if (!pr) {
         r->reason = MQTT_RC_SERVER_UNAVAILABLE;
         snprintf(r->why, sizeof r->why, "out of memory");
       } else {
         pr->may_publish = (uint8_t)auth_can(p.role, AUTH_PERM_DATA_WRITE);
         pr->may_subscribe = (uint8_t)auth_can(p.role, AUTH_PERM_DATA_READ);
-        auth_principal_actor(&p, pr->actor, sizeof pr->actor);
         if (!pr->may_publish && !pr->may_subscribe) {
           r->reason = MQTT_RC_NOT_AUTHORIZED;
           snprintf(r->why, sizeof r->why, "the %s role may neither read nor write data", auth_role_name(p.role));

@@ -118,10 +118,19 @@ static void touch_queue(mqtt_server *s, mqtt_device_state *st, int64_t now_ms) {
   st->touch_queued = 1;
 }
 
-static void state_set_name(mqtt_device_state *st, const char *name, size_t len) {
-  if (len >= sizeof st->name) len = sizeof st->name - 1;
-  memcpy(st->name, name, len);
-  st->name[len] = 0;
+/* Replaces *slot with a copy of text (under devices_lock: other threads read it). */
+static void set_text(char **slot, const char *text, size_t len) {
+  if (*slot && strlen(*slot) == len && memcmp(*slot, text, len) == 0) return;
+  char *copy = malloc(len + 1);
+  if (!copy) return; /* the old copy stays: only a label */
+  memcpy(copy, text, len);
+  copy[len] = 0;
+  free(*slot);
+  *slot = copy;
+}
+
+static const char *state_name(const mqtt_device_state *st) {
+  return st->name ? st->name : "";
 }
 
 void mqtt__device_online(mqtt_server *s, mqtt_session *ss, const char *attrs_json) {
@@ -134,9 +143,9 @@ void mqtt__device_online(mqtt_server *s, mqtt_session *ss, const char *attrs_jso
   st->sess = ss;
   st->connected_ms = now;
   st->last_seen_ms = now;
-  state_set_name(st, who->name, who->name_len);
+  set_text(&st->name, who->name, who->name_len);
   if (ss->conn) {
-    mqtt__remote_str(ss->conn, st->remote, sizeof st->remote);
+    memcpy(st->addr, ss->conn->addr, sizeof st->addr);
     st->protocol = ss->conn->version;
   }
   if (attrs) {
@@ -204,13 +213,13 @@ static void subdev_online(mqtt_server *s, mqtt_session *gw, int64_t device_id, c
   pthread_mutex_lock(&s->devices_lock);
   if (st->gateway != gw) st->connected_ms = now;
   st->gateway = gw;
-  snprintf(st->gateway_name, sizeof st->gateway_name, "%s", gw->who->name);
+  set_text(&st->gateway_name, gw->who->name, gw->who->name_len);
   if (!st->sess && gw->conn) {
-    mqtt__remote_str(gw->conn, st->remote, sizeof st->remote);
+    memcpy(st->addr, gw->conn->addr, sizeof st->addr);
     st->protocol = gw->conn->version;
   }
   st->last_seen_ms = now;
-  state_set_name(st, name, strlen(name));
+  set_text(&st->name, name, strlen(name));
   if (a) {
     free(st->attrs_json);
     st->attrs_json = a;
@@ -1357,7 +1366,7 @@ static void rpc_send(mqtt_server *s, mqtt_rpc *r) {
     json_t *req = json_loadb(r->request, r->len, 0, NULL);
     json_t *data = json_is_object(req) ? json_copy(req) : json_object();
     json_object_set_new(data, "id", json_integer(id));
-    json_t *msg = json_pack("{s:s, s:o}", "device", st->name, "data", data);
+    json_t *msg = json_pack("{s:s, s:o}", "device", state_name(st), "data", data);
     sent = send_json_to_gateway(s, st->gateway, "rpc", msg);
     json_decref(msg);
     json_decref(req);
@@ -1500,7 +1509,7 @@ static void device_event(mqtt_server *s, mqtt_cmd *c) {
       if (st->sess) {
         send_json_to_device(s, st->sess, "attributes", changed);
       } else if (st->gateway) {
-        json_t *msg = json_pack("{s:s, s:O}", "device", st->name, "data", changed);
+        json_t *msg = json_pack("{s:s, s:O}", "device", state_name(st), "data", changed);
         send_json_to_gateway(s, st->gateway, "attributes", msg);
         json_decref(msg);
       }
@@ -1523,7 +1532,7 @@ static void device_event(mqtt_server *s, mqtt_cmd *c) {
       mqtt__conn_disconnect(st->sess->conn, MQTT_RC_ADMINISTRATIVE_ACTION,
                             c->event == MQTT_DEVICE_DELETED ? "the device was deleted"
                                                             : "the device's token was replaced");
-    if (c->event == MQTT_DEVICE_DELETED && st->gateway) subdev_offline(s, st->gateway, st->name);
+    if (c->event == MQTT_DEVICE_DELETED && st->gateway) subdev_offline(s, st->gateway, state_name(st));
   }
 }
 
@@ -1566,8 +1575,9 @@ int mqtt_device_status_get(mqtt_server *s, int64_t tenant_id, int64_t device_id,
     out->last_seen_ms = st->last_seen_ms;
     /* Only the state's own fields: the sessions and connections belong to the loop thread. */
     if (out->online) {
-      if (st->gateway && !st->sess) snprintf(out->via_gateway, sizeof out->via_gateway, "%s", st->gateway_name);
-      snprintf(out->remote, sizeof out->remote, "%s", st->remote);
+      if (st->gateway && !st->sess && st->gateway_name)
+        snprintf(out->via_gateway, sizeof out->via_gateway, "%s", st->gateway_name);
+      mqtt__addr_str(st->addr, out->remote, sizeof out->remote);
       out->protocol = st->protocol;
     }
   }

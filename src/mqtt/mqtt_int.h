@@ -101,9 +101,9 @@ typedef struct mqtt_principal {
   uint8_t may_publish, may_subscribe;
   int64_t tenant_id, device_id;
   char ns[MQTT_NS_MAX];
-  char actor[160]; /* "device:pump-1", "token:plt_AbCd1234", "anonymous" for logs and audit */
+  const char *actor; /* "device:pump-1", "token:plt_AbCd1234", "anonymous": logs and audit; in text[] */
   uint16_t name_len;
-  char name[]; /* device name (devices), user or token name (users) */
+  char name[]; /* device name (devices), user or token name (users); then the actor, both NUL-ended */
 } mqtt_principal;
 
 void mqtt__principal_unref(mqtt_principal *p);
@@ -246,10 +246,12 @@ typedef struct mqtt_device_state {
   int64_t connected_ms, last_seen_ms, persisted_ms;
   uint8_t touch_queued;
   char *attrs_json;       /* the attributes last known (for shared attribute diffs) */
-  char name[128];
-  char gateway_name[128]; /* copies for other threads: sessions belong to the loop */
-  char remote[64];
-  int protocol;
+  /* Copies for other threads (sessions belong to the loop), allocated to size: one entry per
+   * device that connected since the server started. */
+  char *name;
+  char *gateway_name;     /* while it speaks through a gateway */
+  uint8_t addr[16];       /* its connection's peer, IPv4-mapped */
+  uint8_t protocol;
 } mqtt_device_state;
 
 typedef struct mqtt_rpc mqtt_rpc;
@@ -336,6 +338,7 @@ mqtt_ack_wait *mqtt__ack_wait_add(mqtt_conn *c, uint8_t type, uint16_t packet_id
 void mqtt__ack_wait_done(mqtt_ack_wait *a, uint8_t reason);
 mqtt_tenant *mqtt__tenant(mqtt_server *s, int64_t tenant_id);
 void mqtt__remote_str(const mqtt_conn *c, char *out, size_t outsz);
+void mqtt__addr_str(const uint8_t addr[16], char *out, size_t outsz);
 /* Publishes msg in ns: retained store and delivery to the matching subscriptions. Returns the
  * number of subscriptions it went to. */
 int mqtt__route(mqtt_server *s, const char *ns, mqtt_msg *m);

@@ -238,10 +238,14 @@ void mqtt__conn_unref(mqtt_conn *c) {
   conn_unref(c);
 }
 
-void mqtt__remote_str(const mqtt_conn *c, char *out, size_t outsz) {
+void mqtt__addr_str(const uint8_t addr[16], char *out, size_t outsz) {
   static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (memcmp(c->addr, mapped, 12) == 0) inet_ntop(AF_INET, c->addr + 12, out, (socklen_t)outsz);
-  else inet_ntop(AF_INET6, c->addr, out, (socklen_t)outsz);
+  if (memcmp(addr, mapped, 12) == 0) inet_ntop(AF_INET, addr + 12, out, (socklen_t)outsz);
+  else inet_ntop(AF_INET6, addr, out, (socklen_t)outsz);
+}
+
+void mqtt__remote_str(const mqtt_conn *c, char *out, size_t outsz) {
+  mqtt__addr_str(c->addr, out, outsz);
 }
 
 /* Detaches the session: the will, the device's online state, the session's end or its wait. */
@@ -1556,8 +1560,11 @@ void mqtt_server_free(mqtt_server *s) {
   pl_map_free(s->sessions);
   it = 0;
   while (pl_map_next(s->devices, &it, &k, &kl, &v)) {
-    free(((mqtt_device_state *)v)->attrs_json);
-    free(v);
+    mqtt_device_state *st = v;
+    free(st->attrs_json);
+    free(st->name);
+    free(st->gateway_name);
+    free(st);
   }
   pl_map_free(s->devices);
   pl_buf_free(&s->scratch);
