@@ -18,7 +18,7 @@ JOBS ?= $(shell nproc)
 .PHONY: deps build build-san build-fuzz run test unit tsan integration fuzz-smoke fuzz bench clean format
 
 # Tests that exercise threads, run again under ThreadSanitizer.
-TSAN_TESTS = tsdb_concurrency_test tsdb_wal_test store_test auth_test
+TSAN_TESTS = tsdb_concurrency_test tsdb_wal_test store_test auth_test ident_server_test
 
 deps:
 	@bash scripts/install-deps.sh
