@@ -117,6 +117,73 @@ static json_t *values_json(const ident_result *res) {
   return arr;
 }
 
+/* JSON string of n bytes (valid UTF-8), escaped. */
+static int put_json_str(pl_buf *b, const uint8_t *p, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  int rc = pl_buf_append_byte(b, '"');
+  size_t run = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    uint8_t c = p[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    rc = pl_buf_append(b, p + run, i - run);
+    if (rc == 0) {
+      if (c == '"' || c == '\\') {
+        uint8_t e[2] = {'\\', c};
+        rc = pl_buf_append(b, e, 2);
+      } else {
+        uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+        rc = pl_buf_append(b, e, 6);
+      }
+    }
+    run = i + 1;
+  }
+  if (rc == 0) rc = pl_buf_append(b, p + run, n - run);
+  if (rc == 0) rc = pl_buf_append_byte(b, '"');
+  return rc;
+}
+
+/* The success answer written directly (the hot path of HTTP resolution): the same JSON as
+ * ident_value_to_json gives, without building a tree. Values that are not plain text (admin,
+ * site, binary) go through jansson. */
+static int reply_values(http_req *r, const char *handle, const ident_result *res) {
+  pl_buf *b = &r->out;
+  pl_buf_reset(b);
+  int rc = pl_buf_append_str(b, "{\"responseCode\":1,\"handle\":");
+  if (rc == 0) rc = put_json_str(b, (const uint8_t *)handle, strlen(handle));
+  if (rc == 0) rc = pl_buf_append_str(b, ",\"source\":");
+  if (rc == 0) rc = put_json_str(b, (const uint8_t *)res->source, strlen(res->source));
+  if (rc == 0) rc = pl_buf_append_str(b, ",\"values\":[");
+  uint32_t pos = 0;
+  hdl_value v;
+  hdl_str buf = {res->values.data ? res->values.data : (const uint8_t *)"", (uint32_t)res->values.len};
+  for (uint32_t i = 0; rc == 0 && i < res->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++) {
+    if (i) rc = pl_buf_append_byte(b, ',');
+    int plain = pl_utf8_valid(v.type.p, v.type.len) && pl_utf8_valid(v.data.p, v.data.len) &&
+                !memchr(v.data.p, 0, v.data.len) && !(v.type.len >= 3 && !memcmp(v.type.p, "HS_", 3)) &&
+                v.nrefs == 0 && (v.perm & HDL_PERM_PUBLIC_READ);
+    if (!plain) {
+      json_t *o = ident_value_to_json(&v);
+      if (rc == 0) rc = o ? pl_json_dump(o, b) : PL_ENOMEM;
+      json_decref(o);
+      continue;
+    }
+    char ts[40];
+    if (rc == 0) rc = pl_buf_printf(b, "{\"index\":%u,\"type\":", v.index);
+    if (rc == 0) rc = put_json_str(b, v.type.p, v.type.len);
+    if (rc == 0) rc = pl_buf_append_str(b, ",\"data\":{\"format\":\"string\",\"value\":");
+    if (rc == 0) rc = put_json_str(b, v.data.p, v.data.len);
+    if (rc == 0)
+      rc = pl_buf_printf(b, "},\"ttl\":%d,\"timestamp\":\"%s\"}", (int)v.ttl,
+                         pl_time_format((int64_t)v.timestamp * 1000000000LL, ts, sizeof ts));
+  }
+  if (rc == 0) rc = pl_buf_append_str(b, "]}");
+  if (rc < 0) return http_reply_error(r, 500, "out of memory");
+  r->status = 200;
+  r->responded = 1;
+  r->content_type = NULL;
+  return 200;
+}
+
 static int resolve(http_req *r) {
   char handle[IDENT_HANDLE_MAX + 1];
   int n = path_handle(r, handle, sizeof handle);
@@ -148,7 +215,6 @@ static int resolve(http_req *r) {
   switch (res.rc) {
   case HDL_RC_SUCCESS: {
     status = 200;
-    json_object_set_new(extra, "values", values_json(&res));
     /* A browser asking for the identifier goes to its URL, as the Handle proxy sends it. */
     const char *accept = http_header(r, "Accept");
     if (!nfilters && accept && strstr(accept, "text/html") && !http_query(r, "noredirect")) {
@@ -166,6 +232,13 @@ static int resolve(http_req *r) {
         }
       }
     }
+    if (status == 200) {
+      json_decref(extra);
+      status = reply_values(r, handle, &res);
+      ident_result_free(&res);
+      return status;
+    }
+    json_object_set_new(extra, "values", values_json(&res));
     break;
   }
   case HDL_RC_HANDLE_NOT_FOUND: status = 404; break;
