@@ -1690,10 +1690,6 @@ int mqtt__ingest_init(mqtt_server *s) {
   return s->ingest ? 0 : PL_ENOMEM;
 }
 
-int mqtt__ingest_busy(mqtt_server *s) {
-  return s->ingest && (s->ingest->inflight || (s->ingest->open && s->ingest->open->n));
-}
-
 void mqtt__ingest_flush(mqtt_server *s) {
   ingest_submit(s);
 }

@@ -464,8 +464,6 @@ void mqtt__auth_req_free(mqtt_auth_req *req);
 /* ---- device_api.c ---- */
 int mqtt__ingest_init(mqtt_server *s);
 void mqtt__ingest_free(mqtt_server *s);
-/* Whether writes are still running (the server waits for them when stopping). */
-int mqtt__ingest_busy(mqtt_server *s);
 /* Hands the open telemetry batch to a worker if there is room (after each I/O phase). */
 void mqtt__ingest_flush(mqtt_server *s);
 /* Handles a device API publish. ack is the ordered acknowledgement to complete (NULL for QoS 0),
