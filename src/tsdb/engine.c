@@ -1072,8 +1072,13 @@ int engine_flush(tsdb *db, int all) {
 
 static int compact_some(tsdb *db, int budget) {
   /* Candidates: partitions before the group's newest, holding more than one chunk. */
-  for (size_t id = 1; id < db->by_id_cap && budget > 0; id++) {
+  for (size_t id = 1; budget > 0; id++) {
     pthread_rwlock_rdlock(&db->lock);
+    /* The table may grow (writers add groups) between iterations: read its size locked. */
+    if (id >= db->by_id_cap) {
+      pthread_rwlock_unlock(&db->lock);
+      break;
+    }
     group *g = db->by_id[id];
     int64_t target = INT64_MIN;
     if (g && g->nchunks > 1) {

@@ -290,8 +290,13 @@ int tsdb_retention_apply(tsdb *db, int64_t tenant_id, int64_t retention_ns, int6
   int64_t cutoff = now_ns - retention_ns;
   pthread_mutex_lock(&db->flush_mutex);
   int rc = 0, dropped = 0;
-  for (size_t id = 1; id < db->by_id_cap && rc == 0; id++) {
+  for (size_t id = 1; rc == 0; id++) {
     pthread_rwlock_rdlock(&db->lock);
+    /* Writers may grow the table between iterations: read its size locked. */
+    if (id >= db->by_id_cap) {
+      pthread_rwlock_unlock(&db->lock);
+      break;
+    }
     group *g = db->by_id[id];
     int any = 0;
     if (g && g->tenant_id == tenant_id)
