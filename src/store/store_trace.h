@@ -1,0 +1,171 @@
+/* The traceability event store (store/trace.c): EPCIS 2.0 events per tenant, immutable after
+ * capture, with indexed columns for the standard query parameters, one row per identifier an
+ * event names (event_epcs), sharing with other tenants (event_shares) and a public flag, capture
+ * jobs and named queries. A separate face of the store module (the rest is store.h) because
+ * only trace/ and the EPCIS API use it.
+ *
+ * Visibility: every read takes a viewer tenant id. An event is visible to tenant T when it
+ * belongs to T or is shared with T; viewer 0 sees every tenant's events (the regulator and
+ * admin views; the caller audits them). Strings are borrowed for the call; rows passed to
+ * callbacks are valid during the call only.
+ */
+#ifndef PLATEAU_STORE_STORE_TRACE_H
+#define PLATEAU_STORE_STORE_TRACE_H
+
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_trace_type {
+  STORE_TRACE_OBJECT = 1,
+  STORE_TRACE_AGGREGATION,
+  STORE_TRACE_TRANSACTION,
+  STORE_TRACE_TRANSFORMATION,
+  STORE_TRACE_ASSOCIATION,
+};
+
+/* The role an identifier plays in an event (event_epcs.role). *_CLASS roles are quantity
+ * elements (an EPC class with a quantity). */
+enum store_trace_role {
+  STORE_TRACE_ROLE_EPC = 1,    /* epcList */
+  STORE_TRACE_ROLE_PARENT,     /* parentID */
+  STORE_TRACE_ROLE_CHILD,      /* childEPCs */
+  STORE_TRACE_ROLE_INPUT,      /* inputEPCList */
+  STORE_TRACE_ROLE_OUTPUT,     /* outputEPCList */
+  STORE_TRACE_ROLE_EPC_CLASS,  /* quantityList */
+  STORE_TRACE_ROLE_CHILD_CLASS,
+  STORE_TRACE_ROLE_INPUT_CLASS,
+  STORE_TRACE_ROLE_OUTPUT_CLASS,
+  STORE_TRACE_ROLE_COUNT
+};
+#define STORE_TRACE_ROLE_BIT(r) (1u << (r))
+
+typedef struct store_trace_epc {
+  int role;
+  const char *epc; /* normalised (trace_epc_normalise) */
+  double quantity; /* class roles only */
+  int has_quantity;
+  const char *uom; /* NULL: none */
+} store_trace_epc;
+
+/* One event to insert. Strings NULL or "" mean "absent". */
+typedef struct store_trace_event {
+  const char *event_id;
+  int type;
+  int64_t event_time_ms;
+  const char *action, *biz_step, *disposition, *read_point, *biz_location;
+  const char *doc; /* the event as JSON text */
+  size_t doc_len;
+  const store_trace_epc *epcs;
+  size_t nepcs;
+  const int64_t *share_tenants; /* tenant ids the event is shared with */
+  size_t nshares;
+  int is_public;
+} store_trace_event;
+
+/* Inserts n events of tenant_id with record time record_ms, in the caller's transaction (open
+ * one: a failure part-way leaves rows the caller must roll back). inserted[i] (when not NULL)
+ * is 1 for an inserted event, 0 for one whose event_id the tenant has already (deduplication:
+ * nothing changes). Returns 0 or a PL_E* code. */
+int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, int64_t record_ms,
+                             const store_trace_event *evs, size_t n, int *inserted);
+
+/* ---- queries ---- */
+enum store_trace_field {
+  STORE_TRACE_F_EVENT_ID = 1,
+  STORE_TRACE_F_ACTION,
+  STORE_TRACE_F_BIZ_STEP,
+  STORE_TRACE_F_DISPOSITION,
+  STORE_TRACE_F_READ_POINT,
+  STORE_TRACE_F_BIZ_LOCATION,
+  STORE_TRACE_F_EPC, /* an identifier in one of `roles` (exact, or a prefix with `prefix`) */
+};
+
+/* One condition: the field equals one of values (OR); conditions combine with AND. For
+ * STORE_TRACE_F_EPC a value ending in '*' matches every identifier starting with what
+ * precedes the '*'. */
+typedef struct store_trace_cond {
+  int field;
+  unsigned roles; /* STORE_TRACE_ROLE_BIT mask for STORE_TRACE_F_EPC */
+  const char *const *values;
+  int nvalues;
+} store_trace_cond;
+
+#define STORE_TRACE_CONDS_MAX 32
+
+typedef struct store_trace_filter {
+  int64_t viewer; /* tenant id, or 0 for all tenants */
+  unsigned types; /* bit (1 << type); 0: all */
+  int64_t ge_event_ms, lt_event_ms, ge_record_ms, lt_record_ms; /* 0: unbounded */
+  store_trace_cond conds[STORE_TRACE_CONDS_MAX];
+  int nconds;
+  int order_by_record; /* 0: eventTime; 1: recordTime */
+  int descending;
+  /* keyset paging: rows strictly after (after_key, after_id) in the order; after_id 0: none */
+  int64_t after_key, after_id;
+  int64_t min_id; /* only events with id > min_id (subscriptions); 0: any */
+  int limit;      /* <= 0: no limit */
+} store_trace_filter;
+
+typedef struct store_trace_row {
+  int64_t id, tenant_id;
+  int type;
+  int64_t event_time_ms, record_time_ms;
+  const char *event_id;
+  const char *doc;
+  size_t doc_len;
+  int is_public;
+} store_trace_row;
+typedef int (*store_trace_cb)(void *ctx, const store_trace_row *row);
+
+/* Calls cb for each matching event in order; returns the number of rows or a PL_E* code. */
+int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, void *ctx);
+
+/* The distinct values of one column (STORE_TRACE_F_BIZ_STEP ... F_BIZ_LOCATION, or
+ * STORE_TRACE_F_EPC for identifiers) among events visible to viewer, in order, after `after`
+ * (NULL: from the start), at most limit. */
+int store_trace_distinct(store *s, int64_t viewer, int field, const char *after, int limit,
+                         int (*cb)(void *ctx, const char *value), void *ctx);
+
+/* ---- lineage ----
+ * Links of identifier epc in events visible to viewer: calls cb with each event naming it and
+ * every other identifier that event names (with both roles), in event time order. The lineage
+ * walk of trace/ decides which links to follow. */
+typedef struct store_trace_link {
+  int64_t event, tenant_id;
+  int type;
+  int64_t event_time_ms;
+  const char *action, *biz_step, *disposition, *read_point, *biz_location;
+  int self_role; /* the role of the looked-up identifier */
+  const char *other; /* NULL when the event names nothing else */
+  int other_role;
+} store_trace_link;
+int store_trace_links(store *s, int64_t viewer, const char *epc,
+                      int (*cb)(void *ctx, const store_trace_link *l), void *ctx);
+/* Whether some event names epc at all, in any tenant (to tell "not visible" from "unknown"). */
+int store_trace_epc_exists_any(store *s, const char *epc);
+
+/* ---- capture jobs ---- */
+typedef struct store_trace_capture {
+  int64_t id, tenant_id;
+  int64_t created_ms, finished_ms;
+  char state[16];          /* "running" | "success" | "failed" */
+  int64_t captured, duplicates, rejected;
+  char *errors_json;       /* a JSON array as text, owned: free() it */
+} store_trace_capture;
+int store_trace_capture_create(store *s, int64_t tenant_id, int64_t now_ms, int64_t *id);
+int store_trace_capture_finish(store *s, int64_t tenant_id, int64_t id, const char *state, int64_t captured,
+                               int64_t duplicates, int64_t rejected, const char *errors_json, int64_t now_ms);
+int store_trace_capture_get(store *s, int64_t tenant_id, int64_t id, store_trace_capture *out);
+
+/* ---- named queries (EPCIS /queries) ---- */
+int store_trace_named_put(store *s, int64_t tenant_id, const char *name, const char *params_json, int64_t now_ms);
+/* *params_json is allocated (free()). */
+int store_trace_named_get(store *s, int64_t tenant_id, const char *name, char **params_json, int64_t *created_ms);
+int store_trace_named_delete(store *s, int64_t tenant_id, const char *name);
+int store_trace_named_list(store *s, int64_t tenant_id,
+                           int (*cb)(void *ctx, const char *name, const char *params_json, int64_t created_ms),
+                           void *ctx);
+
+#endif

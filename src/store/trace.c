@@ -1,0 +1,598 @@
+/* Traceability events (see store_trace.h): EPCIS 2.0 events, their identifiers, sharing, capture
+ * jobs and named queries. Events are immutable: there is no update or delete (a correction is
+ * a new event with an errorDeclaration), and tenant deletion cascades.
+ *
+ * Captures insert in batches inside the caller's transaction with statements prepared once per
+ * batch, which keeps the per-event cost to three or four indexed inserts. Queries are built from
+ * a filter with every value bound, never spliced into the SQL text. */
+#include "store/store_trace.h"
+#include "store/store_int.h"
+
+#include "base/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int bind_opt(sqlite3_stmt *st, int idx, const char *s) {
+  if (!s || !*s)
+    return sqlite3_bind_null(st, idx) == SQLITE_OK ? 0 : PL_ENOMEM;
+  return sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : PL_ENOMEM;
+}
+
+int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, int64_t record_ms,
+                             const store_trace_event *evs, size_t n, int *inserted) {
+  sqlite3_stmt *ev = NULL, *epc = NULL, *share = NULL;
+  int rc;
+  if ((rc = store__prepare(s,
+                           "INSERT INTO trace_events (tenant_id, event_id, type, event_time_ms, record_time_ms,"
+                           " action, biz_step, disposition, read_point, biz_location, public, capture_id, doc)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                           &ev)) < 0)
+    goto out;
+  if ((rc = store__prepare(s, "INSERT INTO event_epcs (event, role, epc, quantity, uom) VALUES (?,?,?,?,?)", &epc)) < 0)
+    goto out;
+  if ((rc = store__prepare(s, "INSERT OR IGNORE INTO event_shares (event, tenant_id) VALUES (?,?)", &share)) < 0)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
+    const store_trace_event *e = &evs[i];
+    sqlite3_reset(ev);
+    sqlite3_bind_int64(ev, 1, tenant_id);
+    sqlite3_bind_text(ev, 2, e->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ev, 3, e->type);
+    sqlite3_bind_int64(ev, 4, e->event_time_ms);
+    sqlite3_bind_int64(ev, 5, record_ms);
+    bind_opt(ev, 6, e->action);
+    bind_opt(ev, 7, e->biz_step);
+    bind_opt(ev, 8, e->disposition);
+    bind_opt(ev, 9, e->read_point);
+    bind_opt(ev, 10, e->biz_location);
+    sqlite3_bind_int(ev, 11, e->is_public ? 1 : 0);
+    if (capture_id)
+      sqlite3_bind_int64(ev, 12, capture_id);
+    else
+      sqlite3_bind_null(ev, 12);
+    sqlite3_bind_text(ev, 13, e->doc, (int)e->doc_len, SQLITE_STATIC);
+    if ((rc = store__exec(s, ev)) < 0)
+      goto out;
+    if (sqlite3_changes(s->db) == 0) {
+      if (inserted)
+        inserted[i] = 0;
+      continue;
+    }
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    for (size_t k = 0; k < e->nepcs; k++) {
+      const store_trace_epc *x = &e->epcs[k];
+      sqlite3_bind_int64(epc, 1, id);
+      sqlite3_bind_int(epc, 2, x->role);
+      sqlite3_bind_text(epc, 3, x->epc, -1, SQLITE_STATIC);
+      if (x->has_quantity)
+        sqlite3_bind_double(epc, 4, x->quantity);
+      else
+        sqlite3_bind_null(epc, 4);
+      bind_opt(epc, 5, x->uom);
+      if ((rc = store__exec(s, epc)) < 0)
+        goto out;
+    }
+    for (size_t k = 0; k < e->nshares; k++) {
+      sqlite3_bind_int64(share, 1, id);
+      sqlite3_bind_int64(share, 2, e->share_tenants[k]);
+      if ((rc = store__exec(s, share)) < 0)
+        goto out;
+    }
+    if (inserted)
+      inserted[i] = 1;
+  }
+  rc = 0;
+out:
+  sqlite3_finalize(ev);
+  sqlite3_finalize(epc);
+  sqlite3_finalize(share);
+  return rc;
+}
+
+/* ---- queries ---- */
+
+/* Bindings collected while the SQL text is built. */
+typedef struct binds {
+  int n;
+  struct {
+    int is_text;
+    int64_t i;
+    const char *t;
+    char *owned;
+  } v[STORE_TRACE_CONDS_MAX * 40 + 32];
+} binds;
+
+static int bind_int(binds *b, pl_buf *sql, int64_t v) {
+  if (b->n >= (int)(sizeof b->v / sizeof b->v[0]))
+    return PL_ELIMIT;
+  b->v[b->n].is_text = 0;
+  b->v[b->n].i = v;
+  b->v[b->n].owned = NULL;
+  b->n++;
+  return pl_buf_append_str(sql, "?");
+}
+
+static int bind_text(binds *b, pl_buf *sql, const char *t, char *owned) {
+  if (b->n >= (int)(sizeof b->v / sizeof b->v[0])) {
+    free(owned);
+    return PL_ELIMIT;
+  }
+  b->v[b->n].is_text = 1;
+  b->v[b->n].t = owned ? owned : t;
+  b->v[b->n].owned = owned;
+  b->n++;
+  return pl_buf_append_str(sql, "?");
+}
+
+static void binds_free(binds *b) {
+  for (int i = 0; i < b->n; i++)
+    free(b->v[i].owned);
+}
+
+static int binds_apply(binds *b, sqlite3_stmt *st) {
+  for (int i = 0; i < b->n; i++) {
+    int rc = b->v[i].is_text ? sqlite3_bind_text(st, i + 1, b->v[i].t, -1, SQLITE_STATIC)
+                             : sqlite3_bind_int64(st, i + 1, b->v[i].i);
+    if (rc != SQLITE_OK)
+      return PL_ENOMEM;
+  }
+  return 0;
+}
+
+static int visibility(binds *b, pl_buf *sql, int64_t viewer) {
+  if (!viewer)
+    return pl_buf_append_str(sql, "1");
+  int rc;
+  if ((rc = pl_buf_append_str(sql, "(e.tenant_id = ")) < 0 || (rc = bind_int(b, sql, viewer)) < 0 ||
+      (rc = pl_buf_append_str(sql, " OR EXISTS (SELECT 1 FROM event_shares sh WHERE sh.event = e.id AND sh.tenant_id = ")) < 0 ||
+      (rc = bind_int(b, sql, viewer)) < 0 || (rc = pl_buf_append_str(sql, "))")) < 0)
+    return rc;
+  return 0;
+}
+
+static const char *column_of(int field) {
+  switch (field) {
+  case STORE_TRACE_F_EVENT_ID: return "e.event_id";
+  case STORE_TRACE_F_ACTION: return "e.action";
+  case STORE_TRACE_F_BIZ_STEP: return "e.biz_step";
+  case STORE_TRACE_F_DISPOSITION: return "e.disposition";
+  case STORE_TRACE_F_READ_POINT: return "e.read_point";
+  case STORE_TRACE_F_BIZ_LOCATION: return "e.biz_location";
+  default: return NULL;
+  }
+}
+
+/* The smallest string greater than every string starting with prefix (NULL when none). */
+static char *prefix_upper(const char *prefix, size_t len) {
+  char *u = malloc(len + 1);
+  if (!u)
+    return NULL;
+  memcpy(u, prefix, len);
+  u[len] = 0;
+  while (len > 0 && (unsigned char)u[len - 1] == 0xff)
+    u[--len] = 0;
+  if (len == 0) {
+    free(u);
+    return NULL;
+  }
+  u[len - 1] = (char)((unsigned char)u[len - 1] + 1);
+  return u;
+}
+
+static int epc_cond(binds *b, pl_buf *sql, const store_trace_cond *c) {
+  int rc;
+  if ((rc = pl_buf_append_str(sql, "e.id IN (SELECT x.event FROM event_epcs x WHERE x.role IN (")) < 0)
+    return rc;
+  int first = 1;
+  for (int r = 1; r < STORE_TRACE_ROLE_COUNT; r++) {
+    if (!(c->roles & STORE_TRACE_ROLE_BIT(r)))
+      continue;
+    if ((rc = pl_buf_printf(sql, "%s%d", first ? "" : ",", r)) < 0)
+      return rc;
+    first = 0;
+  }
+  if (first && (rc = pl_buf_append_str(sql, "0")) < 0)
+    return rc;
+  if ((rc = pl_buf_append_str(sql, ") AND (")) < 0)
+    return rc;
+  for (int i = 0; i < c->nvalues; i++) {
+    const char *v = c->values[i];
+    size_t len = strlen(v);
+    if (i && (rc = pl_buf_append_str(sql, " OR ")) < 0)
+      return rc;
+    if (len && v[len - 1] == '*') {
+      char *lo = strndup(v, len - 1);
+      if (!lo)
+        return PL_ENOMEM;
+      char *hi = prefix_upper(v, len - 1);
+      if ((rc = pl_buf_append_str(sql, "(x.epc >= ")) < 0 || (rc = bind_text(b, sql, NULL, lo)) < 0) {
+        free(hi);
+        return rc;
+      }
+      if (hi) {
+        if ((rc = pl_buf_append_str(sql, " AND x.epc < ")) < 0 || (rc = bind_text(b, sql, NULL, hi)) < 0)
+          return rc;
+      }
+      if ((rc = pl_buf_append_str(sql, ")")) < 0)
+        return rc;
+    } else {
+      if ((rc = pl_buf_append_str(sql, "x.epc = ")) < 0 || (rc = bind_text(b, sql, v, NULL)) < 0)
+        return rc;
+    }
+  }
+  return pl_buf_append_str(sql, "))");
+}
+
+static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
+  int rc;
+  if ((rc = pl_buf_append_str(sql, " WHERE ")) < 0 || (rc = visibility(b, sql, f->viewer)) < 0)
+    return rc;
+  if (f->types && (rc = pl_buf_printf(sql, " AND ((1 << e.type) & %u) != 0", f->types)) < 0)
+    return rc;
+  const struct {
+    int64_t v;
+    const char *sql;
+  } times[] = {{f->ge_event_ms, " AND e.event_time_ms >= "},
+               {f->lt_event_ms, " AND e.event_time_ms < "},
+               {f->ge_record_ms, " AND e.record_time_ms >= "},
+               {f->lt_record_ms, " AND e.record_time_ms < "},
+               {f->min_id, " AND e.id > "}};
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+    if (!times[i].v)
+      continue;
+    if ((rc = pl_buf_append_str(sql, times[i].sql)) < 0 || (rc = bind_int(b, sql, times[i].v)) < 0)
+      return rc;
+  }
+  for (int i = 0; i < f->nconds; i++) {
+    const store_trace_cond *c = &f->conds[i];
+    if (c->nvalues <= 0)
+      return PL_EINVAL;
+    if ((rc = pl_buf_append_str(sql, " AND ")) < 0)
+      return rc;
+    if (c->field == STORE_TRACE_F_EPC) {
+      if ((rc = epc_cond(b, sql, c)) < 0)
+        return rc;
+      continue;
+    }
+    const char *col = column_of(c->field);
+    if (!col)
+      return PL_EINVAL;
+    if ((rc = pl_buf_printf(sql, "%s IN (", col)) < 0)
+      return rc;
+    for (int k = 0; k < c->nvalues; k++) {
+      if ((k && (rc = pl_buf_append_str(sql, ",")) < 0) || (rc = bind_text(b, sql, c->values[k], NULL)) < 0)
+        return rc;
+    }
+    if ((rc = pl_buf_append_str(sql, ")")) < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, void *ctx) {
+  binds *b = calloc(1, sizeof *b);
+  if (!b)
+    return PL_ENOMEM;
+  pl_buf sql;
+  pl_buf_init(&sql, 1 << 20);
+  const char *key = f->order_by_record ? "e.record_time_ms" : "e.event_time_ms";
+  int rc = pl_buf_append_str(&sql, "SELECT e.id, e.tenant_id, e.type, e.event_time_ms, e.record_time_ms, e.event_id,"
+                                   " e.doc, e.public FROM trace_events e");
+  if (rc == 0)
+    rc = build_where(b, &sql, f);
+  if (rc == 0 && f->after_id) {
+    if ((rc = pl_buf_printf(&sql, " AND (%s, e.id) %s (", key, f->descending ? "<" : ">")) == 0 &&
+        (rc = bind_int(b, &sql, f->after_key)) == 0 && (rc = pl_buf_append_str(&sql, ",")) == 0 &&
+        (rc = bind_int(b, &sql, f->after_id)) == 0)
+      rc = pl_buf_append_str(&sql, ")");
+  }
+  if (rc == 0) {
+    const char *dir = f->descending ? "DESC" : "ASC";
+    rc = pl_buf_printf(&sql, " ORDER BY %s %s, e.id %s LIMIT %lld", key, dir, dir, (long long)store__limit(f->limit));
+  }
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
+  if (rc == 0)
+    rc = binds_apply(b, st);
+  int n = 0;
+  while (rc == 0) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    store_trace_row row;
+    row.id = sqlite3_column_int64(st, 0);
+    row.tenant_id = sqlite3_column_int64(st, 1);
+    row.type = sqlite3_column_int(st, 2);
+    row.event_time_ms = sqlite3_column_int64(st, 3);
+    row.record_time_ms = sqlite3_column_int64(st, 4);
+    row.event_id = (const char *)sqlite3_column_text(st, 5);
+    row.doc = (const char *)sqlite3_column_text(st, 6);
+    row.doc_len = (size_t)sqlite3_column_bytes(st, 6);
+    row.is_public = sqlite3_column_int(st, 7);
+    if (!row.event_id || !row.doc) {
+      rc = PL_ENOMEM;
+      break;
+    }
+    if ((rc = cb(ctx, &row)) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  pl_buf_free(&sql);
+  binds_free(b);
+  free(b);
+  return rc < 0 ? rc : n;
+}
+
+int store_trace_distinct(store *s, int64_t viewer, int field, const char *after, int limit,
+                         int (*cb)(void *ctx, const char *value), void *ctx) {
+  binds *b = calloc(1, sizeof *b);
+  if (!b)
+    return PL_ENOMEM;
+  pl_buf sql;
+  pl_buf_init(&sql, 1 << 16);
+  const char *col = field == STORE_TRACE_F_EPC ? "x.epc" : column_of(field);
+  int rc = col ? 0 : PL_EINVAL;
+  if (rc == 0)
+    rc = pl_buf_printf(&sql, "SELECT DISTINCT %s FROM trace_events e%s WHERE ", col,
+                       field == STORE_TRACE_F_EPC ? " JOIN event_epcs x ON x.event = e.id" : "");
+  if (rc == 0)
+    rc = visibility(b, &sql, viewer);
+  if (rc == 0)
+    rc = pl_buf_printf(&sql, " AND %s IS NOT NULL", col);
+  if (rc == 0 && after && *after) {
+    if ((rc = pl_buf_printf(&sql, " AND %s > ", col)) == 0)
+      rc = bind_text(b, &sql, after, NULL);
+  }
+  if (rc == 0)
+    rc = pl_buf_printf(&sql, " ORDER BY 1 LIMIT %lld", (long long)store__limit(limit));
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
+  if (rc == 0)
+    rc = binds_apply(b, st);
+  int n = 0;
+  while (rc == 0) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    if (v && (rc = cb(ctx, v)) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  pl_buf_free(&sql);
+  binds_free(b);
+  free(b);
+  return rc < 0 ? rc : n;
+}
+
+/* ---- lineage ---- */
+
+int store_trace_links(store *s, int64_t viewer, const char *epc,
+                      int (*cb)(void *ctx, const store_trace_link *l), void *ctx) {
+  binds *b = calloc(1, sizeof *b);
+  if (!b)
+    return PL_ENOMEM;
+  pl_buf sql;
+  pl_buf_init(&sql, 1 << 14);
+  int rc = pl_buf_append_str(&sql,
+                             "SELECT e.id, e.tenant_id, e.type, e.event_time_ms, e.action, e.biz_step, e.disposition,"
+                             " e.read_point, e.biz_location, a.role, o.epc, o.role"
+                             " FROM event_epcs a JOIN trace_events e ON e.id = a.event"
+                             " LEFT JOIN event_epcs o ON o.event = a.event AND o.rowid != a.rowid"
+                             " WHERE a.epc = ");
+  if (rc == 0)
+    rc = bind_text(b, &sql, epc, NULL);
+  if (rc == 0)
+    rc = pl_buf_append_str(&sql, " AND ");
+  if (rc == 0)
+    rc = visibility(b, &sql, viewer);
+  if (rc == 0)
+    rc = pl_buf_append_str(&sql, " ORDER BY e.event_time_ms, e.id");
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
+  if (rc == 0)
+    rc = binds_apply(b, st);
+  int n = 0;
+  while (rc == 0) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    store_trace_link l;
+    l.event = sqlite3_column_int64(st, 0);
+    l.tenant_id = sqlite3_column_int64(st, 1);
+    l.type = sqlite3_column_int(st, 2);
+    l.event_time_ms = sqlite3_column_int64(st, 3);
+    l.action = (const char *)sqlite3_column_text(st, 4);
+    l.biz_step = (const char *)sqlite3_column_text(st, 5);
+    l.disposition = (const char *)sqlite3_column_text(st, 6);
+    l.read_point = (const char *)sqlite3_column_text(st, 7);
+    l.biz_location = (const char *)sqlite3_column_text(st, 8);
+    l.self_role = sqlite3_column_int(st, 9);
+    l.other = (const char *)sqlite3_column_text(st, 10);
+    l.other_role = sqlite3_column_int(st, 11);
+    if ((rc = cb(ctx, &l)) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  pl_buf_free(&sql);
+  binds_free(b);
+  free(b);
+  return rc < 0 ? rc : n;
+}
+
+int store_trace_epc_exists_any(store *s, const char *epc) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "SELECT 1 FROM event_epcs WHERE epc = ? LIMIT 1", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_text(st, 1, epc, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : store__rc(s, step);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* ---- capture jobs ---- */
+
+int store_trace_capture_create(store *s, int64_t tenant_id, int64_t now_ms, int64_t *id) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "INSERT INTO trace_captures (tenant_id, created_ms, state) VALUES (?, ?, 'running')", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  sqlite3_bind_int64(st, 2, now_ms);
+  rc = store__exec(s, st);
+  sqlite3_finalize(st);
+  if (rc == 0)
+    *id = sqlite3_last_insert_rowid(s->db);
+  return rc;
+}
+
+int store_trace_capture_finish(store *s, int64_t tenant_id, int64_t id, const char *state, int64_t captured,
+                               int64_t duplicates, int64_t rejected, const char *errors_json, int64_t now_ms) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s,
+                          "UPDATE trace_captures SET state = ?, captured = ?, duplicates = ?, rejected = ?,"
+                          " errors = ?, finished_ms = ? WHERE id = ? AND tenant_id = ?",
+                          &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, captured);
+  sqlite3_bind_int64(st, 3, duplicates);
+  sqlite3_bind_int64(st, 4, rejected);
+  sqlite3_bind_text(st, 5, errors_json ? errors_json : "[]", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, now_ms);
+  sqlite3_bind_int64(st, 7, id);
+  sqlite3_bind_int64(st, 8, tenant_id);
+  rc = store__exec_one(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_trace_capture_get(store *s, int64_t tenant_id, int64_t id, store_trace_capture *out) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s,
+                          "SELECT id, tenant_id, created_ms, coalesce(finished_ms, 0), state, captured, duplicates,"
+                          " rejected, errors FROM trace_captures WHERE id = ? AND tenant_id = ?",
+                          &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, tenant_id);
+  if ((rc = store__step_row(s, st)) == 0) {
+    store_trace_capture c;
+    memset(&c, 0, sizeof c);
+    c.id = sqlite3_column_int64(st, 0);
+    c.tenant_id = sqlite3_column_int64(st, 1);
+    c.created_ms = sqlite3_column_int64(st, 2);
+    c.finished_ms = sqlite3_column_int64(st, 3);
+    store__col_str(st, 4, c.state, sizeof c.state);
+    c.captured = sqlite3_column_int64(st, 5);
+    c.duplicates = sqlite3_column_int64(st, 6);
+    c.rejected = sqlite3_column_int64(st, 7);
+    const char *e = (const char *)sqlite3_column_text(st, 8);
+    c.errors_json = strdup(e ? e : "[]");
+    if (!c.errors_json)
+      rc = PL_ENOMEM;
+    else
+      *out = c;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* ---- named queries ---- */
+
+int store_trace_named_put(store *s, int64_t tenant_id, const char *name, const char *params_json, int64_t now_ms) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "INSERT INTO trace_queries (tenant_id, name, params, created_ms) VALUES (?,?,?,?)", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, params_json, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now_ms);
+  rc = store__exec(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_trace_named_get(store *s, int64_t tenant_id, const char *name, char **params_json, int64_t *created_ms) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "SELECT params, created_ms FROM trace_queries WHERE tenant_id = ? AND name = ?", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  if ((rc = store__step_row(s, st)) == 0) {
+    char *p = strdup((const char *)sqlite3_column_text(st, 0));
+    if (!p)
+      rc = PL_ENOMEM;
+    else {
+      *params_json = p;
+      if (created_ms)
+        *created_ms = sqlite3_column_int64(st, 1);
+    }
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_trace_named_delete(store *s, int64_t tenant_id, const char *name) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "DELETE FROM trace_queries WHERE tenant_id = ? AND name = ?", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  rc = store__exec_one(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_trace_named_list(store *s, int64_t tenant_id,
+                           int (*cb)(void *ctx, const char *name, const char *params_json, int64_t created_ms),
+                           void *ctx) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "SELECT name, params, created_ms FROM trace_queries WHERE tenant_id = ? ORDER BY name", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  int n = 0;
+  for (;;) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    if ((rc = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                 sqlite3_column_int64(st, 2))) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  return rc < 0 ? rc : n;
+}

@@ -1,0 +1,96 @@
+/* Traceability: GS1 EPCIS 2.0 documents (parsing and validation, pure and fuzzed: epcis.c),
+ * identifier normalisation (GS1 EPC URN <-> Digital Link), the event hash that names events
+ * captured without an eventID, and the lineage walk behind recall tracing (lineage.c).
+ *
+ * A parsed document keeps its jansson tree: each event is the document's own JSON object
+ * (extensions kept verbatim), with "eventID" added where it was computed, and a
+ * store_trace_event row ready for the event store whose strings point into the tree or into
+ * memory owned by the trace_doc.
+ */
+#ifndef PLATEAU_TRACE_TRACE_H
+#define PLATEAU_TRACE_TRACE_H
+
+#include "base/err.h"
+#include "store/store_trace.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRACE_EVENTS_MAX 10000            /* events per capture document (GS1-EPCIS-Capture-Limit) */
+#define TRACE_EPC_MAX 1024                /* bytes of one identifier */
+#define TRACE_EPCS_PER_EVENT_MAX 100000   /* identifiers named by one event */
+#define TRACE_JSON_DEPTH_MAX 32
+
+/* One problem with one event (or the document: index -1). */
+typedef struct trace_problem {
+  int index;
+  char message[256];
+} trace_problem;
+
+typedef struct trace_event {
+  json_t *json;          /* borrowed from the document */
+  store_trace_event row; /* strings borrowed from the document */
+  int valid;
+  char event_id[128];
+  int64_t share_count;
+  char **share_names; /* "plateau:shareWith" tenant names, borrowed from json */
+} trace_event;
+
+typedef struct trace_doc {
+  json_t *root;
+  trace_event *events;
+  size_t nevents;
+  size_t nvalid;
+  trace_problem *problems;
+  size_t nproblems;
+  /* owned storage for normalised strings and identifier rows */
+  void *arena;
+} trace_doc;
+
+/* Parses an EPCISDocument (JSON or JSON-LD; the @context is not dereferenced). Returns 0 with
+ * *out (free with trace_doc_free) when the document itself is well-formed; individual events
+ * that break the standard's rules have valid = 0 and a problem each in out->problems. Errors:
+ * PL_EINVAL (not JSON, not an EPCISDocument, no eventList; message in err), PL_ELIMIT (more
+ * than max_events events, nesting too deep), PL_ENOMEM. */
+int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc **out, pl_err *err);
+void trace_doc_free(trace_doc *d);
+
+/* Validates one event object and fills ev (its row strings borrow from obj and arena memory of
+ * doc). Returns 0 or PL_EINVAL with a message. Used by trace_doc_parse. */
+int trace_event_parse(trace_doc *doc, json_t *obj, trace_event *ev, pl_err *err);
+
+/* Normalises an identifier: GS1 EPC URNs (sgtin, sscc, sgln, grai, giai, gsrn, pgln, sgcn,
+ * lgtin, idpat sgtin) and GS1 Digital Link URIs on any host become the canonical Digital Link
+ * "https://id.gs1.org/01/09506000134352/21/123"; an EPC pattern (idpat, or ".*") becomes that
+ * form's prefix followed by '*'. Other identifiers (platform handles, other URIs) are kept as
+ * they are. Returns the length or PL_EINVAL (empty, too long, control characters). */
+int trace_epc_normalise(const char *in, char *out, size_t outsz);
+
+/* The canonical form of a CBV vocabulary value: a bare CBV name ("shipping") and the CBV 1.x
+ * URN ("urn:epcglobal:cbv:bizstep:shipping") become "https://ref.gs1.org/cbv/BizStep-shipping".
+ * kind is "BizStep" or "Disp". Other URIs are kept. PL_EINVAL for a bare word that is not a CBV
+ * name (custom values must be URIs). */
+int trace_vocab_normalise(const char *kind, const char *in, char *out, size_t outsz);
+
+/* The EPCIS 2.0 event hash of an event ("ni:///sha-256;<hex>?ver=CBV2.0"). See epcis.c for
+ * what is canonicalised. */
+int trace_event_hash(const json_t *event, char *out, size_t outsz);
+
+/* Type names. */
+const char *trace_type_name(int type); /* "ObjectEvent", ...; NULL when unknown */
+int trace_type_parse(const char *name); /* STORE_TRACE_*, or 0 */
+
+/* ---- lineage (lineage.c) ---- */
+enum { TRACE_UP = 1, TRACE_DOWN = 2, TRACE_BOTH = 3 };
+#define TRACE_DEPTH_MAX 20
+#define TRACE_NODES_MAX 100000
+
+/* Walks the lineage of epc (normalised) through events visible to viewer (0: all): aggregation
+ * (parent/child), transformation (inputs/outputs) and transaction links, up to depth hops and
+ * max_nodes identifiers. Returns a JSON object {root, nodes:[{epc, depth, last_event:{...}}],
+ * edges:[{from, to, kind, event}], complete, stopped:[...]} (new reference) or NULL on error. */
+json_t *trace_lineage(store *s, int64_t viewer, const char *epc, int direction, int depth, size_t max_nodes,
+                      int *rc_out);
+
+#endif
