@@ -72,6 +72,13 @@ extern const http_route api_digital_link_routes[];
 extern const size_t api_digital_link_nroutes;
 extern const http_route api_influx_routes[];
 extern const size_t api_influx_nroutes;
+extern const http_route api_epcis_routes[]; /* EPCIS 2.0 REST binding (api_epcis.c) */
+extern const size_t api_epcis_nroutes;
+extern const http_route api_trace_routes[]; /* lineage, recall, consumer page (api_trace.c) */
+extern const size_t api_trace_nroutes;
+/* The viewer tenant of a trace read (0: every tenant, for admin and regulator; audited).
+ * Replies and returns > 0 on failure. */
+int http_epcis_viewer(http_req *r, int64_t *viewer);
 /* The InfluxDB-compatible paths (/write, /query, /ping) answer a body over the limit in
  * InfluxDB's shape, {"error":"Request Entity Too Large"} with its headers (api_influx.c). */
 /* The token of an InfluxDB-style request, copied into tok: the `p` parameter when given (with

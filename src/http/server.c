@@ -315,7 +315,9 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
                {api_influxql_routes, api_influxql_nroutes},
                {api_influx_routes, api_influx_nroutes},
                {api_handle_routes, api_handle_nroutes},
-               {api_digital_link_routes, api_digital_link_nroutes}};
+               {api_digital_link_routes, api_digital_link_nroutes},
+               {api_epcis_routes, api_epcis_nroutes},
+               {api_trace_routes, api_trace_nroutes}};
   for (size_t i = 0; i < sizeof areas / sizeof areas[0] && rc == 0; i++) rc = append_routes(s, areas[i].r, areas[i].n);
   if (rc < 0) {
     http_server_stop(s);

@@ -21,6 +21,8 @@ typedef struct node {
   int dir; /* direction it was reached in */
   json_t *last; /* last event naming it (by event time) */
   int64_t last_time;
+  char *location, *disposition; /* the latest known (bizLocation, else readPoint) */
+  int64_t location_time, disposition_time;
 } node;
 
 typedef struct walk {
@@ -187,6 +189,23 @@ static int on_link(void *ctx, const store_trace_link *l) {
     self->last = s;
     self->last_time = l->event_time_ms;
   }
+  const char *loc = l->biz_location ? l->biz_location : l->read_point;
+  if (loc && (!self->location || l->event_time_ms >= self->location_time)) {
+    char *c = strdup(loc);
+    if (!c)
+      return PL_ENOMEM;
+    free(self->location);
+    self->location = c;
+    self->location_time = l->event_time_ms;
+  }
+  if (l->disposition && (!self->disposition || l->event_time_ms >= self->disposition_time)) {
+    char *c = strdup(l->disposition);
+    if (!c)
+      return PL_ENOMEM;
+    free(self->disposition);
+    self->disposition = c;
+    self->disposition_time = l->event_time_ms;
+  }
   if (!l->other)
     return 0;
   for (int dir = TRACE_UP; dir <= TRACE_DOWN; dir <<= 1) {
@@ -254,6 +273,11 @@ json_t *trace_lineage(store *s, int64_t viewer, const char *epc, int direction, 
       if (o && w.nodes[i].last)
         json_object_set(o, "lastEvent", w.nodes[i].last);
       if (o)
+        json_object_set_new(o, "location", w.nodes[i].location ? json_string(w.nodes[i].location) : json_null());
+      if (o)
+        json_object_set_new(o, "disposition",
+                            w.nodes[i].disposition ? json_string(w.nodes[i].disposition) : json_null());
+      if (o)
         json_array_append_new(nodes, o);
     }
     int complete = json_array_size(w.stopped) == 0 && !w.truncated;
@@ -264,6 +288,8 @@ json_t *trace_lineage(store *s, int64_t viewer, const char *epc, int direction, 
   }
   for (size_t i = 0; i < w.n; i++) {
     free(w.nodes[i].epc);
+    free(w.nodes[i].location);
+    free(w.nodes[i].disposition);
     json_decref(w.nodes[i].last);
   }
   free(w.nodes);
