@@ -145,6 +145,8 @@ int store_trace_links(store *s, int64_t viewer, const char *epc,
                       int (*cb)(void *ctx, const store_trace_link *l), void *ctx);
 /* Whether some event names epc at all, in any tenant (to tell "not visible" from "unknown"). */
 int store_trace_epc_exists_any(store *s, const char *epc);
+/* The number of events naming epc that viewer may not see (0 for viewer 0). */
+int store_trace_epc_hidden(store *s, int64_t viewer, const char *epc);
 
 /* ---- capture jobs ---- */
 typedef struct store_trace_capture {

@@ -452,6 +452,37 @@ int store_trace_epc_exists_any(store *s, const char *epc) {
   return rc;
 }
 
+int store_trace_epc_hidden(store *s, int64_t viewer, const char *epc) {
+  if (!viewer)
+    return 0;
+  binds *b = calloc(1, sizeof *b);
+  if (!b)
+    return PL_ENOMEM;
+  pl_buf sql;
+  pl_buf_init(&sql, 1 << 12);
+  int rc = pl_buf_append_str(&sql, "SELECT count(*) FROM event_epcs x JOIN trace_events e ON e.id = x.event WHERE x.epc = ");
+  if (rc == 0)
+    rc = bind_text(b, &sql, epc, NULL);
+  if (rc == 0)
+    rc = pl_buf_append_str(&sql, " AND NOT ");
+  if (rc == 0)
+    rc = visibility(b, &sql, viewer);
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
+  if (rc == 0)
+    rc = binds_apply(b, st);
+  if (rc == 0) {
+    int step = sqlite3_step(st);
+    rc = step == SQLITE_ROW ? (int)sqlite3_column_int64(st, 0) : store__rc(s, step);
+  }
+  sqlite3_finalize(st);
+  pl_buf_free(&sql);
+  binds_free(b);
+  free(b);
+  return rc;
+}
+
 /* ---- capture jobs ---- */
 
 int store_trace_capture_create(store *s, int64_t tenant_id, int64_t now_ms, int64_t *id) {

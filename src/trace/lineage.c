@@ -263,6 +263,17 @@ json_t *trace_lineage(store *s, int64_t viewer, const char *epc, int direction, 
     int n = store_trace_links(s, viewer, w.nodes[i].epc, on_link, &v);
     if (n < 0)
       rc = n;
+    /* Events of other enterprises that are not shared with the asker: the walk cannot go on
+     * through them, and says so (without saying what they are). */
+    int hidden = rc == 0 ? store_trace_epc_hidden(s, viewer, w.nodes[i].epc) : 0;
+    if (hidden < 0)
+      rc = hidden;
+    else if (hidden > 0) {
+      json_t *st = json_pack("{s:s, s:s, s:i}", "epc", w.nodes[i].epc, "reason", "events not visible to you",
+                             "events", hidden);
+      if (st)
+        json_array_append_new(w.stopped, st);
+    }
   }
   json_t *out = NULL;
   if (rc == 0) {
