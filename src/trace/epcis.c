@@ -77,6 +77,22 @@ static char *arena_strdup(trace_doc *d, const char *s, size_t len) {
   return p;
 }
 
+/* A direct-mapped cache of identifier normalisations for one document: the same lot or case
+ * is named by many events of a document, and the event hash normalises every identifier again.
+ * Keys are copies in the arena; a collision simply replaces the entry. */
+#define NORM_CACHE_SLOTS 4096
+typedef struct norm_entry {
+  const char *raw, *norm;
+  int len; /* of norm, or a PL_E* code */
+} norm_entry;
+
+static uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
 /* ---- names ---- */
 
 static const char *const type_names[] = {NULL, "ObjectEvent", "AggregationEvent", "TransactionEvent",
@@ -340,6 +356,34 @@ int trace_epc_normalise(const char *in, char *out, size_t outsz) {
   return (int)len;
 }
 
+/* trace_epc_normalise through the document's cache (doc may be NULL). *norm is arena or
+ * static memory valid while the document lives; returns its length or a PL_E* code. */
+static int doc_normalise(trace_doc *doc, const char *raw, const char **norm, char *scratch, size_t scratchsz) {
+  norm_entry *cache = doc ? doc->norm_cache : NULL;
+  norm_entry *slot = NULL;
+  if (cache) {
+    slot = &cache[str_hash(raw) & (NORM_CACHE_SLOTS - 1)];
+    if (slot->raw && strcmp(slot->raw, raw) == 0) {
+      *norm = slot->norm;
+      return slot->len;
+    }
+  }
+  int n = trace_epc_normalise(raw, scratch, scratchsz);
+  *norm = scratch;
+  if (slot && n != PL_ENOMEM) {
+    const char *r = arena_strdup(doc, raw, strlen(raw));
+    const char *c = n >= 0 ? arena_strdup(doc, scratch, (size_t)n) : "";
+    if (r && c) {
+      slot->raw = r;
+      slot->norm = c;
+      slot->len = n;
+      if (n >= 0)
+        *norm = c;
+    }
+  }
+  return n;
+}
+
 /* ---- the event hash ---- */
 
 static const char *const hash_fields[] = {
@@ -364,17 +408,18 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Appends the canonical text of v; vocab is "BizStep"/"Disp" for those fields' strings. */
-static int canon(pl_buf *out, const json_t *v, const char *vocab, int depth) {
+static int canon(trace_doc *doc, pl_buf *out, const json_t *v, const char *vocab, int depth) {
   if (depth > TRACE_JSON_DEPTH_MAX)
     return PL_ELIMIT;
   char tmp[TRACE_EPC_MAX + 64];
   switch (json_typeof(v)) {
   case JSON_STRING: {
-    const char *s = json_string_value(v);
+    const char *s = json_string_value(v), *norm;
     if (vocab && trace_vocab_normalise(vocab, s, tmp, sizeof tmp) >= 0)
       return pl_buf_append_str(out, tmp);
-    if ((strncmp(s, "urn:epc:", 8) == 0 || strncmp(s, "http", 4) == 0) && trace_epc_normalise(s, tmp, sizeof tmp) >= 0)
-      return pl_buf_append_str(out, tmp);
+    if ((strncmp(s, "urn:epc:", 8) == 0 || strncmp(s, "http", 4) == 0) &&
+        doc_normalise(doc, s, &norm, tmp, sizeof tmp) >= 0)
+      return pl_buf_append_str(out, norm);
     return pl_buf_append_str(out, s);
   }
   case JSON_INTEGER: return pl_buf_printf(out, "%lld", (long long)json_integer_value(v));
@@ -391,7 +436,7 @@ static int canon(pl_buf *out, const json_t *v, const char *vocab, int depth) {
     for (size_t i = 0; i < n && rc == 0; i++) {
       pl_buf b;
       pl_buf_init(&b, out->max_bytes);
-      if ((rc = canon(&b, json_array_get(v, i), vocab, depth + 1)) == 0) {
+      if ((rc = canon(doc, &b, json_array_get(v, i), vocab, depth + 1)) == 0) {
         items[i] = strdup(pl_buf_cstr(&b));
         if (!items[i])
           rc = PL_ENOMEM;
@@ -420,8 +465,8 @@ static int canon(pl_buf *out, const json_t *v, const char *vocab, int depth) {
     qsort(keys, k, sizeof *keys, cmp_str);
     int rc = 0;
     for (size_t i = 0; i < k && rc == 0; i++) {
-      if ((rc = pl_buf_printf(out, "%s=", keys[i])) == 0)
-        rc = canon(out, json_object_get(v, keys[i]), vocab, depth + 1);
+      if ((rc = pl_buf_append_str(out, keys[i])) == 0 && (rc = pl_buf_append_byte(out, '=')) == 0)
+        rc = canon(doc, out, json_object_get(v, keys[i]), vocab, depth + 1);
     }
     free(keys);
     return rc;
@@ -430,7 +475,7 @@ static int canon(pl_buf *out, const json_t *v, const char *vocab, int depth) {
   return 0;
 }
 
-int trace_event_hash(const json_t *event, char *out, size_t outsz) {
+static int event_hash(trace_doc *doc, const json_t *event, char *out, size_t outsz) {
   if (!json_is_object(event) || outsz < 90)
     return PL_EINVAL;
   pl_buf b;
@@ -454,8 +499,8 @@ int trace_event_hash(const json_t *event, char *out, size_t outsz) {
     const char *vocab = strcmp(hash_fields[i], "bizStep") == 0       ? "BizStep"
                         : strcmp(hash_fields[i], "disposition") == 0 ? "Disp"
                                                                      : NULL;
-    if ((rc = pl_buf_printf(&b, "%s=", hash_fields[i])) == 0)
-      rc = canon(&b, v, vocab, 0);
+    if ((rc = pl_buf_append_str(&b, hash_fields[i])) == 0 && (rc = pl_buf_append_byte(&b, '=')) == 0)
+      rc = canon(doc, &b, v, vocab, 0);
   }
   if (rc == 0) {
     /* extensions, by key */
@@ -469,21 +514,28 @@ int trace_event_hash(const json_t *event, char *out, size_t outsz) {
       json_object_foreach((json_t *)event, key, val) if (!is_known(key)) keys[k++] = key;
       qsort(keys, k, sizeof *keys, cmp_str);
       for (size_t i = 0; i < k && rc == 0; i++)
-        if ((rc = pl_buf_printf(&b, "%s=", keys[i])) == 0)
-          rc = canon(&b, json_object_get(event, keys[i]), NULL, 0);
+        if ((rc = pl_buf_append_str(&b, keys[i])) == 0 && (rc = pl_buf_append_byte(&b, '=')) == 0)
+          rc = canon(doc, &b, json_object_get(event, keys[i]), NULL, 0);
       free(keys);
     }
   }
   if (rc == 0) {
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(h, b.data ? b.data : (const unsigned char *)"", b.len);
-    int n = snprintf(out, outsz, "ni:///sha-256;");
-    for (int i = 0; i < (int)sizeof h; i++)
-      n += snprintf(out + n, outsz - (size_t)n, "%02x", h[i]);
-    snprintf(out + n, outsz - (size_t)n, "?ver=CBV2.0");
+    static const char hex[] = "0123456789abcdef";
+    size_t n = (size_t)snprintf(out, outsz, "ni:///sha-256;");
+    for (size_t i = 0; i < sizeof h; i++) {
+      out[n++] = hex[h[i] >> 4];
+      out[n++] = hex[h[i] & 15];
+    }
+    snprintf(out + n, outsz - n, "?ver=CBV2.0");
   }
   pl_buf_free(&b);
   return rc;
+}
+
+int trace_event_hash(const json_t *event, char *out, size_t outsz) {
+  return event_hash(NULL, event, out, outsz);
 }
 
 /* ---- validation ---- */
@@ -513,14 +565,15 @@ typedef struct epc_acc {
 
 static int add_epc(trace_doc *doc, epc_acc *a, int role, const char *raw, double q, int has_q, const char *uom,
                    pl_err *err, const char *field) {
-  char norm[TRACE_EPC_MAX + 64];
-  int n = trace_epc_normalise(raw, norm, sizeof norm);
+  char scratch[TRACE_EPC_MAX + 64];
+  const char *norm;
+  int n = doc_normalise(doc, raw, &norm, scratch, sizeof scratch);
   if (n == PL_ENOMEM)
     return n;
   if (n < 0)
     FAIL("%s: \"%.64s\" is not a valid identifier", field, raw);
   if (n > 0 && norm[n - 1] == '*')
-    norm[--n] = 0; /* a class given as a pattern: stored as the class */
+    n--; /* a class given as a pattern: stored as the class */
   if (a->n == a->cap) {
     if (a->n >= TRACE_EPCS_PER_EVENT_MAX)
       return pl_err_set(err, PL_ELIMIT, "an event may name at most %d identifiers", TRACE_EPCS_PER_EVENT_MAX);
@@ -535,7 +588,7 @@ static int add_epc(trace_doc *doc, epc_acc *a, int role, const char *raw, double
   }
   store_trace_epc *e = &a->v[a->n];
   e->role = role;
-  e->epc = arena_strdup(doc, norm, (size_t)n);
+  e->epc = (norm != scratch && (size_t)n == strlen(norm)) ? norm : arena_strdup(doc, norm, (size_t)n);
   e->quantity = q;
   e->has_quantity = has_q;
   e->uom = uom;
@@ -615,11 +668,14 @@ static int check_location(trace_doc *doc, json_t *ev, const char *field, const c
   json_t *id = json_object_get(v, "id");
   if (!json_is_string(id) || !json_string_length(id))
     FAIL("\"%s\".id is required (a URI)", field);
-  char norm[TRACE_EPC_MAX + 64];
-  int n = trace_epc_normalise(json_string_value(id), norm, sizeof norm);
+  char scratch[TRACE_EPC_MAX + 64];
+  const char *norm;
+  int n = doc_normalise(doc, json_string_value(id), &norm, scratch, sizeof scratch);
+  if (n == PL_ENOMEM)
+    return n;
   if (n < 0)
     FAIL("\"%s\".id is not a valid identifier", field);
-  *out = arena_strdup(doc, norm, (size_t)n);
+  *out = norm != scratch ? norm : arena_strdup(doc, norm, (size_t)n);
   return *out ? 0 : PL_ENOMEM;
 }
 
@@ -888,7 +944,7 @@ int trace_event_parse(trace_doc *doc, json_t *ev, trace_event *out, pl_err *err)
   if (eid) {
     snprintf(out->event_id, sizeof out->event_id, "%s", eid);
   } else {
-    if ((rc = trace_event_hash(ev, out->event_id, sizeof out->event_id)) < 0)
+    if ((rc = event_hash(doc, ev, out->event_id, sizeof out->event_id)) < 0)
       return rc == PL_ENOMEM ? rc : pl_err_set(err, rc, "cannot compute the event hash");
     if (json_object_set_new(ev, "eventID", json_string(out->event_id)) < 0)
       return PL_ENOMEM;
@@ -911,6 +967,7 @@ void trace_doc_free(trace_doc *d) {
   }
   free(d->events);
   free(d->problems);
+  free(d->norm_cache);
   json_decref(d->root);
   free(d);
 }
@@ -965,6 +1022,11 @@ int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc *
   }
   d->root = root;
   d->nevents = n;
+  d->norm_cache = calloc(NORM_CACHE_SLOTS, sizeof(norm_entry));
+  if (!d->norm_cache) {
+    trace_doc_free(d);
+    return PL_ENOMEM;
+  }
   for (size_t i = 0; i < n; i++) {
     pl_err e = {{0}};
     rc = trace_event_parse(d, json_array_get(list, i), &d->events[i], &e);

@@ -46,6 +46,7 @@ typedef struct trace_doc {
   size_t nproblems;
   /* owned storage for normalised strings and identifier rows */
   void *arena;
+  struct norm_entry *norm_cache; /* NULL: none (a trace_doc made by the caller) */
 } trace_doc;
 
 /* Parses an EPCISDocument (JSON or JSON-LD; the @context is not dereferenced). Returns 0 with

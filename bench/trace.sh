@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Traceability benchmark (results in docs/performance.md, "Traceability"):
+#   - capture rate: POST /epcis/capture of documents of 10,000 generated events each (a supply
+#     chain of lots, cases, pallets and shipments, as tests/integration/test_trace_recall.py
+#     builds), the server pinned to CPU 0 with one HTTP thread, the client on CPU 1;
+#   - MATCH_anyEPC query latency (random case identifiers) on the resulting repository;
+#   - a five-level recall trace (water lot -> bottle lot -> cases -> pallets -> shipments)
+#     latency, GET /api/v1/trace/{lot}/recall.
+# Usage: bench/trace.sh [EVENTS] (default 1000000: the repository size). The generator is the
+# Python below; latencies are medians and p99 of sequential requests on one keep-alive
+# connection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-1000000}
+ROOT=$(pwd)
+BUILD=${BUILD:-$ROOT/build}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLATEAU_TESTS=OFF ${CMAKE_ARGS:-} >/dev/null
+ninja --quiet -C "$BUILD" plateau
+BIN=$BUILD/plateau
+W=$(mktemp -d /tmp/plateau-bench-trace.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+export PLATEAU_ADMIN_PASSWORD=bench-password-123
+"$BIN" init --data "$W/data" >/dev/null
+"$BIN" tenant create bench --data "$W/data" >/dev/null
+HTTP=$(free_port)
+taskset -c 0 "$BIN" serve --data "$W/data" --http "127.0.0.1:$HTTP" --mqtt "127.0.0.1:$(free_port)" \
+  --handle "127.0.0.1:$(free_port)" --http-threads 1 --http-max-body-bytes 64MiB --log-level warn 2>"$W/serve.log" &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+TOKEN=$("$BIN" token create --data "$W/data" --tenant bench --role tenant-admin)
+
+taskset -c 1 /usr/bin/python3 - "$EVENTS" "$HTTP" "$TOKEN" <<'PY'
+import json, random, statistics, sys, time, urllib.parse
+import requests
+
+total, port, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+base = f"http://127.0.0.1:{port}"
+s = requests.Session()
+s.trust_env = False
+H = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+CP = "4012345"
+
+def ev(kind, t, **kw):
+    e = {"type": kind, "eventTime": t, "eventTimeZoneOffset": "+08:00"}
+    e.update(kw)
+    return e
+
+def sscc(n): return f"urn:epc:id:sscc:{CP}.{n:010d}"
+
+# One "lot" produces 2 transformations + 40 cases + 4 pallets + 1 shipment + 4 receipts = 51 events.
+PER_LOT = 51
+def lot_events(lot):
+    t = f"2026-{1 + lot % 12:02d}-{1 + lot % 28:02d}T08:00:00+08:00"
+    w = f"urn:epc:class:lgtin:{CP}.000002.W{lot}"
+    b = f"urn:epc:class:lgtin:{CP}.000003.B{lot}"
+    out = [ev("TransformationEvent", t, inputQuantityList=[{"epcClass": f"urn:epc:class:lgtin:{CP}.000001.S{lot % 3}", "quantity": 5000}],
+              outputQuantityList=[{"epcClass": w, "quantity": 5000}], bizStep="commissioning"),
+           ev("TransformationEvent", t, inputQuantityList=[{"epcClass": w, "quantity": 5000}],
+              outputQuantityList=[{"epcClass": b, "quantity": 960}], bizStep="commissioning")]
+    cases = [sscc(lot * 100 + c) for c in range(40)]
+    for c in cases:
+        out.append(ev("AggregationEvent", t, action="ADD", bizStep="packing", parentID=c,
+                      childQuantityList=[{"epcClass": b, "quantity": 24}]))
+    pallets = [sscc(900000000 + lot * 10 + p) for p in range(4)]
+    for p in range(4):
+        out.append(ev("AggregationEvent", t, action="ADD", bizStep="packing", parentID=pallets[p],
+                      childEPCs=cases[p * 10:(p + 1) * 10]))
+    out.append(ev("TransactionEvent", t, action="ADD", bizStep="shipping", parentID=sscc(800000000 + lot),
+                  epcList=pallets, bizTransactionList=[{"type": "desadv", "bizTransaction": f"urn:x:desadv:{lot}"}]))
+    for p in pallets:
+        out.append(ev("ObjectEvent", t, action="OBSERVE", bizStep="receiving", epcList=[p],
+                      bizLocation={"id": f"urn:epc:id:sgln:{CP}.{lot % 500:05d}.0"}))
+    return out
+
+lots = max(1, total // PER_LOT)
+batch, sent, busy, docs = [], 0, 0.0, 0
+for lot in range(lots):
+    batch += lot_events(lot)
+    if len(batch) >= 9990 or lot == lots - 1:
+        body = json.dumps({"type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-01-01T00:00:00Z",
+                           "epcisBody": {"eventList": batch}})
+        t0 = time.perf_counter()
+        r = s.post(base + "/epcis/capture", data=body, headers=H)
+        busy += time.perf_counter() - t0
+        assert r.status_code == 202 and r.json()["captured"] == len(batch), r.text[:300]
+        sent += len(batch); docs += 1
+        batch = []
+print(f"capture: {sent} events in {docs} documents of <=10,000: {busy:.1f} s in requests -> {sent / busy:,.0f} events/s")
+
+def lat(path, n, params=None):
+    xs = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = s.get(base + path(i), headers=H, params=params)
+        xs.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.text[:300]
+    xs.sort()
+    return statistics.median(xs), xs[int(len(xs) * 0.99) - 1], r
+
+rnd = random.Random(7)
+med, p99, r = lat(lambda i: "/epcis/events?MATCH_anyEPC=" + sscc(rnd.randrange(lots) * 100 + rnd.randrange(40)), 200)
+print(f"MATCH_anyEPC (one case): median {med:.2f} ms, p99 {p99:.2f} ms, {len(r.json()['epcisBody']['queryResults']['resultsBody']['eventList'])} events")
+med, p99, r = lat(lambda i: "/api/v1/trace/" + urllib.parse.quote(f"urn:epc:class:lgtin:{CP}.000002.W{rnd.randrange(lots)}", safe="") + "/recall", 100)
+print(f"recall (5 levels: lot, bottle lot, 40 cases, 4 pallets, 1 shipment): median {med:.2f} ms, p99 {p99:.2f} ms, {r.json()['count']} identifiers")
+PY
+ls -la "$W/data" | awk '/meta.db$/ {print "meta.db: " $5 " bytes"}'
