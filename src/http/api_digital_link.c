@@ -88,6 +88,15 @@ static int on_record(void *ctx, const store_handle *h) {
     }
     if (!obj) obj = json_pack("{s:s%}", "href", (const char *)v.data.p, (size_t)v.data.len);
     if (!obj) continue;
+    /* The registry checks links; still, nothing with a control character or space goes into a
+     * Location header. */
+    const char *h = json_string_value(json_object_get(obj, "href"));
+    int bad = 0;
+    for (const unsigned char *c = (const unsigned char *)h; c && *c && !bad; c++) bad = *c <= 0x20 || *c == 0x7f;
+    if (bad) {
+      json_decref(obj);
+      continue;
+    }
     dl_link *l = &rec->links[rec->nlinks];
     snprintf(l->type, sizeof l->type, "%s", url ? "gs1:pip" : type);
     l->obj = obj;

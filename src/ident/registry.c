@@ -76,7 +76,19 @@ static const char *const reserved_types[] = {"HS_ADMIN", "HS_SITE",  "HS_SITE.PR
 static int is_reserved(const char *type) {
   for (size_t i = 0; i < sizeof reserved_types / sizeof reserved_types[0]; i++)
     if (!strcmp(type, reserved_types[i])) return 1;
-  return !strncmp(type, "HS_", 3);
+  return !strncmp(type, "HS_", 3) || !strncmp(type, "gs1:", 4) || !strncmp(type, "https://gs1.org/voc/", 20);
+}
+
+/* An absolute URL: a scheme, a colon, no spaces or control characters (it may end up in a
+ * Location header). */
+static int url_ok(const uint8_t *p, size_t n) {
+  const uint8_t *colon = memchr(p, ':', n);
+  if (!colon || colon == p || !pl_utf8_valid(p, n)) return 0;
+  for (const uint8_t *c = p; c < colon; c++)
+    if (!isalnum(*c) && *c != '+' && *c != '-' && *c != '.') return 0;
+  for (size_t i = 0; i < n; i++)
+    if (p[i] <= 0x20 || p[i] == 0x7f) return 0;
+  return 1;
 }
 
 static int b64_val(int c) {
@@ -136,6 +148,23 @@ static int check_reserved(const char *type, hdl_str data, uint32_t index, pl_err
     uint32_t idx;
     if (hdl_admin_decode(data, &perms, &h, &idx) < 0)
       return pl_err_set(err, PL_EINVAL, "value %u: HS_ADMIN data must be {\"handle\", \"index\", \"permissions\"}", index);
+    return 0;
+  }
+  if (!strncmp(type, "gs1:", 4) || !strncmp(type, "https://gs1.org/voc/", 20)) {
+    /* A Digital Link link: a URL, or {"href": URL, "title", "type", "hreflang": [...], ...}. */
+    int ok = 0;
+    if (data.len && data.p[0] == '{') {
+      json_t *o = json_loadb((const char *)data.p, data.len, 0, NULL);
+      const char *href = json_is_object(o) ? pl_json_str(o, "href", NULL) : NULL;
+      json_t *hl = json_is_object(o) ? json_object_get(o, "hreflang") : NULL;
+      ok = href && url_ok((const uint8_t *)href, strlen(href)) && (!hl || json_is_array(hl));
+      json_decref(o);
+    } else {
+      ok = url_ok(data.p, data.len);
+    }
+    if (!ok)
+      return pl_err_set(err, PL_EINVAL, "value %u: a %s link is a URL or {\"href\": URL, \"title\", \"hreflang\": [...]}",
+                        index, type);
     return 0;
   }
   if (!strcmp(type, "URL")) {

@@ -169,6 +169,9 @@ def test_reserved_types_and_bad_values(server, reg):
         [{"index": 1, "type": "A", "data": {"format": "base64", "value": "%%%"}}],
         [{"index": 1, "type": "A", "data": "x", "unknown": 1}],
         [text_value(1, "GS1", "/01/09506000134353")],
+        [text_value(1, "gs1:pip", "not a url")],
+        [text_value(1, "gs1:pip", json.dumps({"href": "https://x.example.com/\r\nSet-Cookie: a=b"}))],
+        [text_value(1, "gs1:pip", json.dumps({"title": "no href"}))],
     ]
     for values in bad:
         r = server.api("PUT", f"/api/handles/{h}", token=reg["a_tok"], json={"values": values})
