@@ -87,6 +87,9 @@ static const pl_config_opt options[] = {
      "Nodes a recursive resolution may pass through; requests beyond it are refused."},
     {"handle_timeout", NULL, DUR(handle_timeout_ns), "2s", 10 * MS, 60 * SEC, NULL,
      "Time to wait for one parent node's answer before trying the next."},
+    {"handle_site_address", NULL, STR(handle_site_address), "", 0, 0, NULL,
+     "Public IPv4 or IPv6 address announced in this node's site information (GET_SITEINFO); empty: the "
+     "listener's own (set it when listening on [::] behind a public address)."},
     {"gs1_dictionary", NULL, STR(gs1_dictionary), "", 0, 0, NULL,
      "GS1 Barcode Syntax Dictionary file used to validate Digital Link URIs; empty: the built-in subset."},
     {"session_ttl", NULL, DUR(session_ttl_ns), "12h", 60 * SEC, 30LL * 86400 * SEC, NULL,

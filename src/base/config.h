@@ -50,6 +50,7 @@ typedef struct pl_config {
   int handle_recursion_max;
   int64_t handle_timeout_ns;
   char gs1_dictionary[1024];
+  char handle_site_address[64];
   int64_t session_ttl_ns;
   int64_t token_ttl_max_ns;
   int64_t page_size_max;

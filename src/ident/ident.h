@@ -123,6 +123,7 @@ typedef struct ident_opts {
   int recursion_max;     /* the recursion count past which requests are refused */
   int64_t timeout_ns;    /* per upstream query */
   const char *gs1_dictionary; /* syntax dictionary file; NULL or "": the built-in one */
+  const char *site_address;   /* address announced by GET_SITEINFO; NULL or "": the listener's */
 } ident_opts;
 
 typedef struct ident ident;
@@ -132,6 +133,9 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err);
 void ident_free(ident *id);
 /* The GS1 syntax dictionary Digital Link is validated against (ident/digital_link.h). */
 const struct dl_dict *ident_gs1_dict(const ident *id);
+/* The announced site address as 16 bytes (IPv4 in the last four); 0 when one is configured,
+ * PL_ENOTFOUND when not. */
+int ident_site_address(const ident *id, uint8_t out[16]);
 
 typedef struct ident_query {
   hdl_str handle;

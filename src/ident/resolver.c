@@ -18,6 +18,7 @@
 #include "base/map.h"
 #include "base/net.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -62,6 +63,8 @@ struct ident {
   dl_dict *dict; /* loaded from opts.gs1_dictionary, or NULL for the built-in one */
   pthread_mutex_t tuned_mu;
   pl_map *tuned; /* store connections already given a read cache and memory map */
+  int have_site_address;
+  uint8_t site_address[16];
 };
 
 /* Gives a connection that resolves (an HTTP pool connection, say) the page cache and memory
@@ -83,6 +86,7 @@ void ident_opts_from_config(const pl_config *cfg, ident_opts *o) {
   o->recursion_max = cfg->handle_recursion_max;
   o->timeout_ns = cfg->handle_timeout_ns;
   o->gs1_dictionary = cfg->gs1_dictionary;
+  o->site_address = cfg->handle_site_address;
 }
 
 int ident_new(const ident_opts *o, ident **out, pl_err *err) {
@@ -91,6 +95,20 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err) {
   id->o = *o;
   id->o.parents = NULL;
   id->o.gs1_dictionary = NULL;
+  id->o.site_address = NULL;
+  if (o->site_address && *o->site_address) {
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET6, o->site_address, &a6) == 1) {
+      memcpy(id->site_address, &a6, 16);
+    } else if (inet_pton(AF_INET, o->site_address, &a4) == 1) {
+      memcpy(id->site_address + 12, &a4, 4);
+    } else {
+      free(id);
+      return pl_err_set(err, PL_EINVAL, "handle_site_address: \"%s\" is not an IPv4 or IPv6 address", o->site_address);
+    }
+    id->have_site_address = 1;
+  }
   if (o->gs1_dictionary && *o->gs1_dictionary) {
     pl_buf text;
     pl_buf_init(&text, 16u << 20);
@@ -170,6 +188,12 @@ void ident_free(ident *id) {
   pthread_mutex_destroy(&id->tuned_mu);
   dl_dict_free(id->dict);
   free(id);
+}
+
+int ident_site_address(const ident *id, uint8_t out[16]) {
+  if (!id->have_site_address) return PL_ENOTFOUND;
+  memcpy(out, id->site_address, 16);
+  return 0;
 }
 
 const dl_dict *ident_gs1_dict(const ident *id) {

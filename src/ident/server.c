@@ -679,7 +679,9 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
     if (s->udp_fd < 0) rc = s->udp_fd;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (rc == 0 && getsockname(s->tcp_fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (rc == 0 && ident_site_address(id, s->address) == 0) {
+      /* configured: announced as it is */
+    } else if (rc == 0 && getsockname(s->tcp_fd, (struct sockaddr *)&ss, &sl) == 0) {
       if (ss.ss_family == AF_INET6) memcpy(s->address, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
       else memcpy(s->address + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
     }

@@ -202,7 +202,7 @@ def test_dual_stack(plateau_factory):
     p.http_port = free_port("127.0.0.1")
     p.handle_port = port
     p.start(args=["serve", "--data", str(p.data), "--http", f"127.0.0.1:{p.http_port}", "--mqtt", f"127.0.0.1:{free_port()}",
-                  "--handle", f"[::]:{port}"])
+                  "--handle", f"[::]:{port}", "--handle-site-address", "192.0.2.7"])
     p.admin_token = p.create_token("region", "admin")
     tenant, tok = p.tenant_with_admin("ds")
     make_prefix(p, "88.118.33", tenant)
@@ -211,3 +211,6 @@ def test_dual_stack(plateau_factory):
     assert udp_exchange("::1", port, resolution_request("88.118.33/x")).rc == RC_SUCCESS
     assert tcp_exchange("::1", port, resolution_request("88.118.33/x"))[0].rc == RC_SUCCESS
     assert tcp_exchange("127.0.0.1", port, resolution_request("88.118.33/x"))[0].rc == RC_SUCCESS
+    # The site information announces the configured public address, not "::".
+    si = udp_exchange("::1", port, message(OC_GET_SITEINFO, b"", request_id=3)).siteinfo
+    assert socket.inet_aton("192.0.2.7") in si and struct.unpack(">I", si[8:12])[0] == 0

@@ -43,7 +43,7 @@ static int setup(void **state) {
   snprintf(t.name, sizeof t.name, "cement");
   if (store_tenant_create(f->db, &t) < 0) return -1;
   f->b = t.id;
-  ident_opts o = {NULL, 100, 3600000000000LL, 60000000000LL, 4, 1000000000LL, NULL};
+  ident_opts o = {NULL, 100, 3600000000000LL, 60000000000LL, 4, 1000000000LL, NULL, NULL};
   if (ident_new(&o, &f->id, &err) < 0) return -1;
   f->ctx = (ident_ctx){f->db, NULL, "test", "cli", ""};
   *state = f;

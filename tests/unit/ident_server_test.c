@@ -35,7 +35,7 @@ static void node_start(node *n, const char *parents, const char *prefix, int64_t
   snprintf(t.name, sizeof t.name, "t");
   assert_int_equal(store_tenant_create(n->db, &t), 0);
   *tenant_out = t.id;
-  ident_opts o = {parents, 1000, 60000000000LL, 1000000000LL, 4, 1000000000LL, NULL};
+  ident_opts o = {parents, 1000, 60000000000LL, 1000000000LL, 4, 1000000000LL, NULL, NULL};
   assert_int_equal(ident_new(&o, &n->id, &err), 0);
   ident_ctx c = {n->db, NULL, "test", "cli", ""};
   assert_int_equal(ident_prefix_create(&c, t.id, prefix, 1, NULL, &err), 0);
