@@ -105,6 +105,7 @@ typedef struct store_trace_filter {
   /* keyset paging: rows strictly after (after_key, after_id) in the order; after_id 0: none */
   int64_t after_key, after_id;
   int64_t min_id; /* only events with id > min_id (subscriptions); 0: any */
+  int public_only; /* only events marked public (with viewer 0: the consumer page) */
   int limit;      /* <= 0: no limit */
 } store_trace_filter;
 

@@ -235,6 +235,8 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
     return rc;
   if (f->types && (rc = pl_buf_printf(sql, " AND ((1 << e.type) & %u) != 0", f->types)) < 0)
     return rc;
+  if (f->public_only && (rc = pl_buf_append_str(sql, " AND e.public = 1")) < 0)
+    return rc;
   const struct {
     int64_t v;
     const char *sql;
