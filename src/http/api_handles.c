@@ -506,63 +506,48 @@ static int bulk(http_req *r) {
   int st = http_tenant(r, "ident", &t);
   if (st) return st;
   const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-  int csv = ct && !strncasecmp(ct, "text/csv", 8);
-  int lines = ct && (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17));
-  int json = ct && !strncasecmp(ct, "application/json", 16);
-  if (!csv && !lines && !json)
+  int format = !ct ? 0
+               : !strncasecmp(ct, "text/csv", 8) ? IDENT_BULK_CSV
+               : (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17))
+                   ? IDENT_BULK_JSONL
+               : !strncasecmp(ct, "application/json", 16) ? IDENT_BULK_JSON
+                                                          : 0;
+  if (!format)
     return http_reply_error(r, 415, "send rows as text/csv, application/x-ndjson or application/json {\"rows\": [...]}");
   const char *template_name = http_query(r, "template");
   json_t *doc = NULL;
-  if (json) {
-    static const pl_json_field fields[] = {{"rows", PL_JSON_ARRAY, 1, IDENT_BULK_MAX, 0},
-                                           {"template", PL_JSON_STRING, 0, 63, 1}};
-    if ((st = http_body_json(r, fields, 2, &doc))) return st;
-    if (!template_name) template_name = pl_json_str(doc, "template", NULL);
+  char tpl[64] = "";
+  if (format == IDENT_BULK_JSON && !template_name) {
+    /* the document may name the template */
+    if (pl_json_parse(r->body.data, r->body.len, PL_JSON_DEPTH_MAX, &doc, NULL) == 0 && json_is_object(doc))
+      snprintf(tpl, sizeof tpl, "%s", pl_json_str(doc, "template", ""));
+    json_decref(doc);
+    template_name = tpl;
+  }
+  pl_err err = {{0}};
+  const char *async = http_query(r, "async");
+  if (async && truthy(async)) {
+    /* In the background: 202 and a job to follow. */
+    uint8_t *copy = malloc(r->body.len ? r->body.len : 1);
+    if (!copy) return http_reply_error(r, 500, "out of memory");
+    if (r->body.len) memcpy(copy, r->body.data, r->body.len);
+    char db_path[1100];
+    snprintf(db_path, sizeof db_path, "%s/meta.db", r->deps->cfg->data_dir); /* the data directory's database */
+    ident_bulk_job_opts o = {db_path, r->deps->audit, r->actor, "api", r->remote, t.id, template_name, format};
+    int64_t job;
+    int rc = ident_bulk_submit(r->deps->ident, &o, copy, r->body.len, &job, &err);
+    if (rc < 0) return http_reply_pl(r, rc, &err);
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/ident/bulk/%lld", (long long)job);
+    http_add_header(r, "Location", loc);
+    return http_reply_json(r, 202, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)job, "state", "running", "status", loc));
   }
   int64_t t0 = pl_mono_ns();
-  pl_err err = {{0}};
   ident_ctx c = ictx(r);
   ident_bulk *b;
   int rc = ident_bulk_begin(&c, t.id, template_name, &b, &err);
-  if (rc < 0) {
-    json_decref(doc);
-    return http_reply_pl(r, rc, &err);
-  }
-  if (json) {
-    size_t i;
-    json_t *row;
-    json_array_foreach(json_object_get(doc, "rows"), i, row) {
-      rc = ident_bulk_add_json(b, row);
-      if (rc < 0 && rc != PL_EINVAL && rc != PL_EPERM && rc != PL_EEXIST && rc != PL_ENOTFOUND && rc != PL_ELIMIT) break;
-      rc = 0;
-    }
-  } else {
-    const char *p = (const char *)r->body.data, *end = p + r->body.len;
-    int first = 1;
-    while (p && p < end && rc == 0) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-      if (n && !(n == 1 && p[0] == '\r')) {
-        if (csv) {
-          rc = ident_bulk_add_csv(b, p, n);
-          if (first && rc < 0) {
-            rc = pl_err_set(&err, PL_EINVAL, "the CSV header must name a \"handle\" column");
-            break;
-          }
-          first = 0;
-        } else {
-          json_t *row = NULL;
-          pl_err perr = {{0}};
-          if (pl_json_parse(p, n, 8, &row, &perr) < 0) row = json_pack("{s:s}", "handle", "");
-          rc = ident_bulk_add_json(b, row);
-          json_decref(row);
-        }
-        if (rc == PL_EINVAL || rc == PL_EPERM || rc == PL_EEXIST || rc == PL_ENOTFOUND || rc == PL_ELIMIT) rc = 0;
-      }
-      p = nl ? nl + 1 : NULL;
-    }
-  }
-  json_decref(doc);
+  if (rc < 0) return http_reply_pl(r, rc, &err);
+  rc = ident_bulk_add_body(b, format, r->body.data, r->body.len, NULL, NULL, &err);
   if (rc < 0) {
     ident_bulk_abort(b);
     return http_reply_pl(r, rc, &err);
@@ -574,6 +559,16 @@ static int bulk(http_req *r) {
                                            (json_int_t)rep.accepted, "rejected", (json_int_t)rep.rejected, "errors",
                                            rep.errors, "seconds", secs, "rows_per_second",
                                            secs > 0 ? (double)rep.rows / secs : 0.0));
+}
+
+static int bulk_status(http_req *r) {
+  store_tenant t;
+  int st = http_tenant(r, "ident", &t);
+  if (st) return st;
+  int64_t job = http_param_id(r, 0);
+  json_t *o = job ? ident_bulk_job_json(r->deps->ident, t.id, job) : NULL;
+  if (!o) return http_reply_error(r, 404, "no bulk registration %.32s in this tenant", r->match.params[0]);
+  return http_reply_json(r, 200, o);
 }
 
 /* ---- identifier lists, statistics ---- */
@@ -794,6 +789,7 @@ const http_route api_handle_routes[] = {
     {"PUT", "/api/v1/ident/templates/{name}", (void *)template_put, AUTH_PERM_DATA_WRITE, "ident.template.put"},
     {"DELETE", "/api/v1/ident/templates/{name}", (void *)template_delete, AUTH_PERM_DATA_WRITE, "ident.template.delete"},
     {"POST", "/api/v1/ident/bulk", (void *)bulk, AUTH_PERM_DATA_WRITE, "ident.bulk"},
+    {"GET", "/api/v1/ident/bulk/{id}", (void *)bulk_status, AUTH_PERM_DATA_READ, "ident.bulk.read"},
     {"GET", "/api/v1/ident/handles", (void *)handle_list, AUTH_PERM_DATA_READ, "ident.list"},
     {"GET", "/api/v1/ident/stats", (void *)stats, AUTH_PERM_DATA_READ, "ident.stats"},
     {"GET", "/api/v1/ident/qr", (void *)qr, HTTP_PERM_ANY, "ident.qr"},

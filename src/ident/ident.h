@@ -28,6 +28,9 @@
 #define IDENT_BULK_MAX 1000000     /* rows of one bulk registration */
 #define IDENT_TTL_DEFAULT 86400
 
+/* The engine (cache, counters, background jobs); see "resolution" below. */
+typedef struct ident ident;
+
 /* ---- names ---- */
 
 /* A prefix: dot-separated segments of ASCII letters, digits, '-' and '_' (e.g. "88.118.7"),
@@ -113,6 +116,35 @@ int ident_bulk_finish(ident_bulk *b, ident_bulk_report *report, pl_err *err);
 void ident_bulk_abort(ident_bulk *b);
 int64_t ident_bulk_rows(const ident_bulk *b);
 
+enum { IDENT_BULK_CSV = 1, IDENT_BULK_JSONL = 2, IDENT_BULK_JSON = 3 };
+/* Adds every row of a request body: CSV lines (the first the header), JSON lines, or a JSON
+ * document {"template"?, "rows": [...]}. A malformed JSON line is a rejected row. progress, when
+ * not NULL, is called with the bytes consumed every 1000 rows. Returns 0 (rejected rows are in
+ * the report) or a failure: PL_EINVAL for a body that cannot be read at all (a CSV header
+ * without "handle", a JSON document that is not {"rows": [...]}), with a message; a store
+ * failure that aborts the bulk (then call ident_bulk_abort). */
+int ident_bulk_add_body(ident_bulk *b, int format, const uint8_t *data, size_t len,
+                        void (*progress)(void *ctx, size_t bytes_done), void *ctx, pl_err *err);
+
+/* Bulk registration in the background, for print runs a client wants to follow: the job runs
+ * on a thread of its own with its own store connection (opened on db_path) and is audited as
+ * the synchronous one is. The engine keeps the last 64 jobs; ident_free waits for running ones.
+ * ident_bulk_submit takes ownership of body (malloc'ed) and copies the strings. */
+typedef struct ident_bulk_job_opts {
+  const char *db_path;
+  auth_audit *audit;
+  const char *actor, *source, *remote;
+  int64_t tenant_id;
+  const char *template_name; /* NULL or "" for none */
+  int format;                /* IDENT_BULK_* */
+} ident_bulk_job_opts;
+int ident_bulk_submit(ident *id, const ident_bulk_job_opts *o, uint8_t *body, size_t len, int64_t *job_id,
+                      pl_err *err);
+/* The job's state as JSON {"id", "state": "running"|"done"|"failed", "rows", "accepted",
+ * "rejected", "bytes_done", "bytes_total", "seconds", "errors" (when done), "message" (when
+ * failed)}; NULL when tenant_id has no such job. A new reference. */
+json_t *ident_bulk_job_json(ident *id, int64_t tenant_id, int64_t job_id);
+
 /* ---- resolution ---- */
 
 typedef struct ident_opts {
@@ -126,7 +158,6 @@ typedef struct ident_opts {
   const char *site_address;   /* address announced by GET_SITEINFO; NULL or "": the listener's */
 } ident_opts;
 
-typedef struct ident ident;
 /* Fills opts from the configuration table's handle_* options. */
 void ident_opts_from_config(const pl_config *cfg, ident_opts *o);
 int ident_new(const ident_opts *o, ident **out, pl_err *err);

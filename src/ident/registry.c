@@ -1003,6 +1003,56 @@ int ident_bulk_finish(ident_bulk *b, ident_bulk_report *report, pl_err *err) {
   return 0;
 }
 
+int ident_bulk_add_body(ident_bulk *b, int format, const uint8_t *data, size_t len,
+                        void (*progress)(void *ctx, size_t bytes_done), void *ctx, pl_err *err) {
+  int rc = 0;
+  if (format == IDENT_BULK_JSON) {
+    json_t *doc = NULL;
+    pl_err perr = {{0}};
+    static const pl_json_field fields[] = {{"rows", PL_JSON_ARRAY, 1, IDENT_BULK_MAX, 0},
+                                           {"template", PL_JSON_STRING, 0, 63, 1}};
+    if (pl_json_parse(data, len, PL_JSON_DEPTH_MAX, &doc, &perr) < 0 || pl_json_check(doc, fields, 2, &perr) < 0) {
+      json_decref(doc);
+      return pl_err_set(err, PL_EINVAL, "%s", perr.msg);
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(doc, "rows"), i, row) {
+      rc = ident_bulk_add_json(b, row);
+      if (rc < 0 && !is_rejection(rc)) break;
+      rc = 0;
+      if (progress && (i + 1) % 1000 == 0) progress(ctx, len * (i + 1) / (json_array_size(json_object_get(doc, "rows")) + 1));
+    }
+    json_decref(doc);
+    if (progress && rc == 0) progress(ctx, len);
+    return rc;
+  }
+  const char *p = (const char *)data, *end = p + len;
+  int first = 1;
+  int64_t n = 0;
+  while (p && p < end && rc == 0) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (ll && !(ll == 1 && p[0] == '\r')) {
+      if (format == IDENT_BULK_CSV) {
+        rc = ident_bulk_add_csv(b, p, ll);
+        if (first && rc < 0) return pl_err_set(err, PL_EINVAL, "the CSV header must name a \"handle\" column");
+        first = 0;
+      } else {
+        json_t *row = NULL;
+        if (pl_json_parse(p, ll, 8, &row, NULL) < 0) row = json_pack("{s:s}", "handle", "");
+        rc = row ? ident_bulk_add_json(b, row) : PL_ENOMEM;
+        json_decref(row);
+      }
+      if (is_rejection(rc)) rc = 0;
+      if (progress && ++n % 1000 == 0) progress(ctx, (size_t)(p - (const char *)data));
+    }
+    p = nl ? nl + 1 : NULL;
+  }
+  if (progress && rc == 0) progress(ctx, len);
+  return rc;
+}
+
 void ident_bulk_abort(ident_bulk *b) {
   if (!b) return;
   store_rollback(b->ctx.db);

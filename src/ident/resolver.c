@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define PARENTS_MAX 8
+#define JOBS_KEPT 64
 
 typedef struct cache_entry {
   int64_t expires_ns;
@@ -65,6 +66,10 @@ struct ident {
   pl_map *tuned; /* store connections already given a read cache and memory map */
   int have_site_address;
   uint8_t site_address[16];
+  /* background bulk registrations (ident_bulk_submit) */
+  pthread_mutex_t jobs_mu;
+  struct bulk_job *jobs[JOBS_KEPT];
+  int64_t next_job_id;
 };
 
 /* Gives a connection that resolves (an HTTP pool connection, say) the page cache and memory
@@ -149,6 +154,7 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err) {
   pthread_mutex_init(&id->cache_mu, NULL);
   pthread_mutex_init(&id->stats_mu, NULL);
   pthread_mutex_init(&id->tuned_mu, NULL);
+  pthread_mutex_init(&id->jobs_mu, NULL);
   id->cache = pl_map_new();
   id->stats = pl_map_new();
   id->tuned = pl_map_new();
@@ -172,8 +178,11 @@ static void free_map_values(pl_map *m, int entries) {
   }
 }
 
+static void job_free(struct bulk_job *j);
+
 void ident_free(ident *id) {
   if (!id) return;
+  for (int i = 0; i < JOBS_KEPT; i++) job_free(id->jobs[i]); /* waits for running ones */
   if (id->cache) {
     free_map_values(id->cache, 1);
     pl_map_free(id->cache);
@@ -186,6 +195,7 @@ void ident_free(ident *id) {
   pthread_mutex_destroy(&id->cache_mu);
   pthread_mutex_destroy(&id->stats_mu);
   pthread_mutex_destroy(&id->tuned_mu);
+  pthread_mutex_destroy(&id->jobs_mu);
   dl_dict_free(id->dict);
   free(id);
 }
@@ -724,4 +734,154 @@ int ident_client_siteinfo(const char *hostport, int tcp, int64_t timeout_ns, pl_
   pl_buf_free(&req);
   pl_buf_free(&reply);
   return rc;
+}
+
+/* ---- background bulk registrations ----
+ * A job owns its copy of the request body and strings; its counters are written by its thread
+ * and read by ident_bulk_job_json, both under jobs_mu. A finished job stays listed until 64
+ * newer ones push it out; its thread is joined when it is freed. */
+
+enum { JOB_RUNNING = 0, JOB_DONE, JOB_FAILED };
+
+typedef struct bulk_job {
+  ident *id;
+  int64_t job_id, tenant_id;
+  int state;
+  int64_t rows, accepted, rejected;
+  size_t bytes_done, bytes_total;
+  int64_t started_ns, finished_ns;
+  json_t *errors;
+  char message[256];
+  char db_path[1100], actor[160], source[16], remote[64], template_name[64];
+  auth_audit *audit;
+  int format;
+  uint8_t *body;
+  pthread_t thread;
+} bulk_job;
+
+static void job_free(bulk_job *j) {
+  if (!j) return;
+  pthread_join(j->thread, NULL);
+  json_decref(j->errors);
+  free(j->body);
+  free(j);
+}
+
+typedef struct job_progress {
+  bulk_job *job;
+  ident_bulk *bulk;
+} job_progress;
+
+static void on_progress(void *ctx, size_t done) {
+  job_progress *jp = ctx;
+  pthread_mutex_lock(&jp->job->id->jobs_mu);
+  jp->job->bytes_done = done;
+  jp->job->rows = ident_bulk_rows(jp->bulk);
+  pthread_mutex_unlock(&jp->job->id->jobs_mu);
+}
+
+static void *job_main(void *arg) {
+  bulk_job *j = arg;
+  pl_err err = {{0}};
+  store *db = NULL;
+  int rc = store_open(j->db_path, &db, &err);
+  ident_bulk *b = NULL;
+  ident_bulk_report rep = {0, 0, 0, NULL};
+  if (rc == 0) {
+    ident_ctx c = {db, j->audit, j->actor, j->source, j->remote};
+    rc = ident_bulk_begin(&c, j->tenant_id, j->template_name[0] ? j->template_name : NULL, &b, &err);
+  }
+  if (rc == 0) {
+    job_progress jp = {j, b};
+    rc = ident_bulk_add_body(b, j->format, j->body, j->bytes_total, on_progress, &jp, &err);
+    if (rc < 0) ident_bulk_abort(b);
+    else rc = ident_bulk_finish(b, &rep, &err);
+  }
+  store_close(db);
+  pthread_mutex_lock(&j->id->jobs_mu);
+  j->finished_ns = pl_mono_ns();
+  if (rc == 0) {
+    j->state = JOB_DONE;
+    j->rows = rep.rows;
+    j->accepted = rep.accepted;
+    j->rejected = rep.rejected;
+    j->errors = rep.errors;
+    j->bytes_done = j->bytes_total;
+  } else {
+    j->state = JOB_FAILED;
+    snprintf(j->message, sizeof j->message, "%s", err.msg[0] ? err.msg : pl_strerror(rc));
+  }
+  free(j->body);
+  j->body = NULL;
+  pthread_mutex_unlock(&j->id->jobs_mu);
+  return NULL;
+}
+
+int ident_bulk_submit(ident *id, const ident_bulk_job_opts *o, uint8_t *body, size_t len, int64_t *job_id,
+                      pl_err *err) {
+  bulk_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(body);
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
+  }
+  j->id = id;
+  j->tenant_id = o->tenant_id;
+  j->format = o->format;
+  j->audit = o->audit;
+  j->body = body;
+  j->bytes_total = len;
+  j->started_ns = pl_mono_ns();
+  snprintf(j->db_path, sizeof j->db_path, "%s", o->db_path);
+  snprintf(j->actor, sizeof j->actor, "%s", o->actor ? o->actor : "");
+  snprintf(j->source, sizeof j->source, "%s", o->source ? o->source : "");
+  snprintf(j->remote, sizeof j->remote, "%s", o->remote ? o->remote : "");
+  snprintf(j->template_name, sizeof j->template_name, "%s", o->template_name ? o->template_name : "");
+  bulk_job *evicted = NULL;
+  pthread_mutex_lock(&id->jobs_mu);
+  int slot = -1;
+  for (int i = 0; i < JOBS_KEPT && slot < 0; i++)
+    if (!id->jobs[i]) slot = i;
+  if (slot < 0) { /* push out the oldest finished job */
+    for (int i = 0; i < JOBS_KEPT; i++)
+      if (id->jobs[i]->state != JOB_RUNNING && (slot < 0 || id->jobs[i]->job_id < id->jobs[slot]->job_id)) slot = i;
+    if (slot >= 0) evicted = id->jobs[slot];
+  }
+  if (slot < 0) {
+    pthread_mutex_unlock(&id->jobs_mu);
+    free(j->body);
+    free(j);
+    return pl_err_set(err, PL_EBUSY, "%d bulk registrations are running; wait for one to finish", JOBS_KEPT);
+  }
+  j->job_id = ++id->next_job_id;
+  id->jobs[slot] = j;
+  int rc = pthread_create(&j->thread, NULL, job_main, j);
+  if (rc != 0) id->jobs[slot] = NULL;
+  pthread_mutex_unlock(&id->jobs_mu);
+  job_free(evicted); /* finished: the join returns at once */
+  if (rc != 0) {
+    free(j->body);
+    free(j);
+    return pl_err_set(err, PL_EIO, "cannot start a thread for the bulk registration");
+  }
+  *job_id = j->job_id;
+  return 0;
+}
+
+json_t *ident_bulk_job_json(ident *id, int64_t tenant_id, int64_t job_id) {
+  json_t *o = NULL;
+  pthread_mutex_lock(&id->jobs_mu);
+  for (int i = 0; i < JOBS_KEPT; i++) {
+    bulk_job *j = id->jobs[i];
+    if (!j || j->job_id != job_id || j->tenant_id != tenant_id) continue;
+    static const char *const states[] = {"running", "done", "failed"};
+    int64_t end = j->state == JOB_RUNNING ? pl_mono_ns() : j->finished_ns;
+    o = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:f}", "id", (json_int_t)j->job_id, "state", states[j->state],
+                  "rows", (json_int_t)j->rows, "accepted", (json_int_t)j->accepted, "rejected",
+                  (json_int_t)j->rejected, "bytes_done", (json_int_t)j->bytes_done, "bytes_total",
+                  (json_int_t)j->bytes_total, "seconds", (double)(end - j->started_ns) / 1e9);
+    if (o && j->state == JOB_DONE) json_object_set_new(o, "errors", json_deep_copy(j->errors));
+    if (o && j->state == JOB_FAILED) json_object_set_new(o, "message", json_string(j->message));
+  }
+  pthread_mutex_unlock(&id->jobs_mu);
+  return o;
 }

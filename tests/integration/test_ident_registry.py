@@ -322,3 +322,47 @@ def test_browser_redirect(server, reg):
     assert r.status_code == 302 and r.headers["Location"] == "https://w.example.com/landing"
     r = server.http.get(server.url(f"/api/handles/{h}"), headers={"Accept": "application/json"}, allow_redirects=False)
     assert r.status_code == 200
+
+
+def test_bulk_in_background_with_progress(server, reg):
+    prefix = make_prefix(server, "88.118.28", reg["a"])
+    n = 100000
+    body = "handle,DESC\n" + "".join(f"{prefix}/P{i:06d},Bottle {i}\n" for i in range(n)) + f"{reg['pb']}/x,stolen\n"
+    r = server.api("POST", "/api/v1/ident/bulk", token=reg["a_tok"], data=body.encode(),
+                   headers={"Content-Type": "text/csv"}, params={"async": "true"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] == "running" and r.headers["Location"] == f"/api/v1/ident/bulk/{job['id']}"
+    seen = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        st = server.api("GET", f"/api/v1/ident/bulk/{job['id']}", token=reg["a_tok"]).json()
+        seen.append((st["state"], st["rows"], st["bytes_done"]))
+        if st["state"] != "running":
+            break
+        time.sleep(0.05)
+    assert st["state"] == "done", st
+    assert st["rows"] == n + 1 and st["accepted"] == n and st["rejected"] == 1
+    assert st["bytes_done"] == st["bytes_total"] == len(body.encode())
+    assert "another tenant" in st["errors"][0]["error"]
+    # Progress moved forward while it ran (the counters never go back).
+    rows = [s[1] for s in seen]
+    assert rows == sorted(rows)
+    assert server.api("GET", f"/api/handles/{prefix}/P099999").status_code == 200
+    # Another tenant does not see the job; an unknown job is 404.
+    assert_error(server.api("GET", f"/api/v1/ident/bulk/{job['id']}", token=reg["b_tok"]), 404)
+    assert_error(server.api("GET", "/api/v1/ident/bulk/999999", token=reg["a_tok"]), 404)
+    # A JSON document naming its template, in the background too.
+    server.api("PUT", "/api/v1/ident/templates/serial", token=reg["a_tok"],
+               json={"fields": [{"name": "GTIN", "required": True, "format": "gtin"}]})
+    doc = {"template": "serial", "rows": [{"handle": f"{prefix}/J1", "fields": {"GTIN": "09506000134352"}},
+                                          {"handle": f"{prefix}/J2", "fields": {"DESC": "no GTIN"}}]}
+    r = server.api("POST", "/api/v1/ident/bulk", token=reg["a_tok"], json=doc, params={"async": "1"})
+    assert r.status_code == 202
+    for _ in range(200):
+        st = server.api("GET", r.headers["Location"], token=reg["a_tok"]).json()
+        if st["state"] != "running":
+            break
+        time.sleep(0.05)
+    assert st["state"] == "done" and st["accepted"] == 1 and st["rejected"] == 1
+    assert "GTIN" in st["errors"][0]["error"]

@@ -126,7 +126,43 @@ static void test_two_servers(void **state) {
   node_stop(&up);
 }
 
+/* A background bulk registration, followed while it runs (ThreadSanitizer watches the job
+ * thread's counters against the reader). */
+static void test_bulk_job(void **state) {
+  (void)state;
+  node n;
+  int64_t tenant;
+  node_start(&n, NULL, "88.119", &tenant);
+  pl_buf body;
+  pl_buf_init(&body, 0);
+  pl_buf_append_str(&body, "handle,DESC\n");
+  for (int i = 0; i < 5000; i++) pl_buf_printf(&body, "88.119/B%05d,bottle %d\n", i, i);
+  pl_buf_append_str(&body, "88.120/x,not held here\n");
+  size_t len = 0;
+  uint8_t *data = pl_buf_steal(&body, &len);
+  ident_bulk_job_opts o = {n.db_path, NULL, "test", "cli", "", tenant, NULL, IDENT_BULK_CSV};
+  int64_t job = 0;
+  pl_err err = {{0}};
+  assert_int_equal(ident_bulk_submit(n.id, &o, data, len, &job, &err), 0);
+  assert_null(ident_bulk_job_json(n.id, tenant + 1, job));
+  json_t *st = NULL;
+  for (int k = 0; k < 3000; k++) {
+    json_decref(st);
+    st = ident_bulk_job_json(n.id, tenant, job);
+    assert_non_null(st);
+    if (strcmp(json_string_value(json_object_get(st, "state")), "running") != 0) break;
+    usleep(2000);
+  }
+  assert_string_equal(json_string_value(json_object_get(st, "state")), "done");
+  assert_int_equal(json_integer_value(json_object_get(st, "accepted")), 5000);
+  assert_int_equal(json_integer_value(json_object_get(st, "rejected")), 1);
+  assert_int_equal(json_integer_value(json_object_get(st, "bytes_done")), (json_int_t)len);
+  json_decref(st);
+  assert_int_equal(store_handle_count(n.db, tenant), 5000);
+  node_stop(&n);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_servers)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_servers), cmocka_unit_test(test_bulk_job)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
