@@ -11,6 +11,7 @@
 #include "http/http.h"
 #include "ident/ident.h"
 #include "mqtt/mqtt.h"
+#include "trace/trace.h"
 #include "tsdb/tsdb.h"
 
 #include <signal.h>
@@ -156,6 +157,7 @@ int cli_serve(int argc, char **argv) {
    * device endpoints call into it. Its metadata work runs on libuv's 4 worker threads, which take
    * connections from the same pool. */
   mqtt_server *mqtt = NULL;
+  trace_hub *hub = NULL;
   rc = store_pool_new(db_path, cfg.http_threads + 2 + 4, &pool, &err);
   if (rc == 0) rc = tsdb_open(&topts, &ts, &err);
   if (rc == 0) {
@@ -168,8 +170,9 @@ int cli_serve(int argc, char **argv) {
     rc = mqtt_server_start(&md, &mqtt, &err);
   }
   if (rc == 0 && cfg.http_listen[0]) {
-    http_deps deps = {&cfg, pool, d.audit, ts, idn, mqtt};
-    rc = http_server_start(&deps, cfg.http_listen, &http, &err);
+    rc = trace_hub_new(0, &hub); /* EPCIS subscription webhooks: their own worker thread */
+    http_deps deps = {&cfg, pool, d.audit, ts, idn, mqtt, hub};
+    if (rc == 0) rc = http_server_start(&deps, cfg.http_listen, &http, &err);
   }
   if (rc == 0 && cfg.handle_listen[0]) /* its own thread: see ident/server.c */
     rc = ident_server_start(idn, db_path, cfg.handle_listen, http ? http_server_port(http) : 0, &hdl, &err);
@@ -177,6 +180,7 @@ int cli_serve(int argc, char **argv) {
     fprintf(stderr, "plateau serve: %s\n", err.msg[0] ? err.msg : pl_strerror(rc));
     mqtt_server_stop(mqtt);
     http_server_stop(http);
+    trace_hub_free(hub);
     mqtt_server_free(mqtt);
     ident_free(idn);
     tsdb_close(ts);
@@ -210,6 +214,7 @@ int cli_serve(int argc, char **argv) {
    * whose handlers may still hold the MQTT server; only then is it freed. */
   mqtt_server_stop(mqtt);
   http_server_stop(http);
+  trace_hub_free(hub); /* after HTTP, whose captures queue deliveries */
   mqtt_server_free(mqtt);
   ident_free(idn);
   tsdb_close(ts);

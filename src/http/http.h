@@ -17,6 +17,7 @@ typedef struct http_deps {
   tsdb *tsdb;            /* borrowed; the time-series engine */
   struct ident *ident;   /* borrowed; the identifier resolution engine (ident/ident.h) */
   struct mqtt_server *mqtt; /* borrowed; the MQTT server (mqtt/mqtt.h), NULL when disabled */
+  struct trace_hub *trace_hub; /* borrowed; EPCIS subscription webhooks (trace/trace.h), NULL: none */
 } http_deps;
 
 typedef struct http_server http_server;

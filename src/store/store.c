@@ -227,6 +227,17 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  UNIQUE (tenant_id, name)"
     ");",
+    /* 7: EPCIS subscriptions (store/trace.c): a named query whose new results are posted to a
+     * webhook; last_event is the newest event id already delivered. */
+    "CREATE TABLE trace_subscriptions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  query_name TEXT NOT NULL,"
+    "  dest TEXT NOT NULL CHECK (length(dest) > 0),"
+    "  created_ms INTEGER NOT NULL,"
+    "  last_event INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX trace_subscriptions_by_tenant ON trace_subscriptions(tenant_id, query_name);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -171,4 +171,21 @@ int store_trace_named_list(store *s, int64_t tenant_id,
                            int (*cb)(void *ctx, const char *name, const char *params_json, int64_t created_ms),
                            void *ctx);
 
+/* ---- subscriptions (a named query's new results pushed to a webhook) ---- */
+typedef struct store_trace_sub {
+  int64_t id, tenant_id;
+  const char *query_name, *dest; /* borrowed */
+  int64_t created_ms;
+  int64_t last_event; /* newest event id already delivered */
+} store_trace_sub;
+/* Writes sub->id; last_event starts at the newest event id stored (only new events follow). */
+int store_trace_sub_create(store *s, store_trace_sub *sub);
+int store_trace_sub_delete(store *s, int64_t tenant_id, const char *query_name, int64_t id);
+/* tenant_id 0: every tenant's; query_name NULL: every query's. */
+int store_trace_sub_list(store *s, int64_t tenant_id, const char *query_name,
+                         int (*cb)(void *ctx, const store_trace_sub *sub), void *ctx);
+/* Moves last_event from `from` to `to`; PL_ENOTFOUND when another request moved it first (so a
+ * batch of events is delivered once). */
+int store_trace_sub_advance(store *s, int64_t id, int64_t from, int64_t to);
+
 #endif

@@ -633,3 +633,86 @@ int store_trace_named_list(store *s, int64_t tenant_id,
   sqlite3_finalize(st);
   return rc < 0 ? rc : n;
 }
+
+/* ---- subscriptions ---- */
+
+int store_trace_sub_create(store *s, store_trace_sub *sub) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s,
+                          "INSERT INTO trace_subscriptions (tenant_id, query_name, dest, created_ms, last_event)"
+                          " VALUES (?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM trace_events))",
+                          &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, sub->tenant_id);
+  sqlite3_bind_text(st, 2, sub->query_name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, sub->dest, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, sub->created_ms);
+  rc = store__exec(s, st);
+  sqlite3_finalize(st);
+  if (rc == 0)
+    sub->id = sqlite3_last_insert_rowid(s->db);
+  return rc;
+}
+
+int store_trace_sub_delete(store *s, int64_t tenant_id, const char *query_name, int64_t id) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "DELETE FROM trace_subscriptions WHERE id = ? AND tenant_id = ? AND query_name = ?", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, tenant_id);
+  sqlite3_bind_text(st, 3, query_name, -1, SQLITE_STATIC);
+  rc = store__exec_one(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_trace_sub_list(store *s, int64_t tenant_id, const char *query_name,
+                         int (*cb)(void *ctx, const store_trace_sub *sub), void *ctx) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s,
+                          "SELECT id, tenant_id, query_name, dest, created_ms, last_event FROM trace_subscriptions"
+                          " WHERE (?1 = 0 OR tenant_id = ?1) AND (?2 IS NULL OR query_name = ?2) ORDER BY id",
+                          &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  if (query_name)
+    sqlite3_bind_text(st, 2, query_name, -1, SQLITE_STATIC);
+  int n = 0;
+  for (;;) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE)
+      break;
+    if (step != SQLITE_ROW) {
+      rc = store__rc(s, step);
+      break;
+    }
+    store_trace_sub sub;
+    sub.id = sqlite3_column_int64(st, 0);
+    sub.tenant_id = sqlite3_column_int64(st, 1);
+    sub.query_name = (const char *)sqlite3_column_text(st, 2);
+    sub.dest = (const char *)sqlite3_column_text(st, 3);
+    sub.created_ms = sqlite3_column_int64(st, 4);
+    sub.last_event = sqlite3_column_int64(st, 5);
+    if ((rc = cb(ctx, &sub)) < 0)
+      break;
+    n++;
+  }
+  sqlite3_finalize(st);
+  return rc < 0 ? rc : n;
+}
+
+int store_trace_sub_advance(store *s, int64_t id, int64_t from, int64_t to) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(s, "UPDATE trace_subscriptions SET last_event = ? WHERE id = ? AND last_event = ?", &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, to);
+  sqlite3_bind_int64(st, 2, id);
+  sqlite3_bind_int64(st, 3, from);
+  rc = store__exec_one(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}

@@ -94,4 +94,16 @@ enum { TRACE_UP = 1, TRACE_DOWN = 2, TRACE_BOTH = 3 };
 json_t *trace_lineage(store *s, int64_t viewer, const char *epc, int direction, int depth, size_t max_nodes,
                       int *rc_out);
 
+/* ---- webhooks (webhook.c): subscriptions' deliveries ---- */
+typedef struct trace_hub trace_hub;
+#define TRACE_HUB_BODY_MAX (8u << 20)
+/* Starts the delivery worker with a queue of at most queue_max deliveries (0: 1024). */
+int trace_hub_new(size_t queue_max, trace_hub **out);
+/* Stops the worker (waiting for a delivery in flight, at most its timeout) and drops what is
+ * queued. NULL is a no-op. */
+void trace_hub_free(trace_hub *h);
+/* Queues a POST of body (copied) to url (copied). Never blocks on the network: PL_ELIMIT when
+ * the queue is full, PL_EINVAL for a body over TRACE_HUB_BODY_MAX. Thread-safe. */
+int trace_hub_post(trace_hub *h, const char *url, const char *body, size_t len);
+
 #endif
