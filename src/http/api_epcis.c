@@ -744,7 +744,7 @@ static int sub_create(http_req *r) {
     json_decref(body);
     return http_reply_pl(r, rc, NULL);
   }
-  char loc[200];
+  char loc[HTTP_PARAM_BYTES_MAX + 64];
   snprintf(loc, sizeof loc, "/epcis/queries/%s/subscriptions/%lld", r->match.params[0], (long long)sub.id);
   http_add_header(r, "Location", loc);
   char id[24];
