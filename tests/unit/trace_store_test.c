@@ -1,0 +1,224 @@
+/* The trace event store and the lineage walk, in process: capture of parsed documents,
+ * deduplication, query filters (URN and Digital Link forms of one identifier, patterns, CBV
+ * forms), visibility (own, shared, regulator), lineage down and up with bounds, and the webhook
+ * queue's bound. */
+#include "store/store_trace.h"
+#include "trace/trace.h"
+
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+typedef struct fixture {
+  char dir[64], path[128];
+  store *s;
+  int64_t a, b, c; /* tenants */
+} fixture;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  return remove(path);
+}
+
+static int64_t tenant(store *s, const char *name) {
+  store_tenant t;
+  memset(&t, 0, sizeof t);
+  snprintf(t.name, sizeof t.name, "%s", name);
+  assert_int_equal(store_tenant_create(s, &t), 0);
+  return t.id;
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/trace_store_test.XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->path, sizeof f->path, "%s/meta.db", f->dir);
+  pl_err err;
+  assert_int_equal(store_open(f->path, &f->s, &err), 0);
+  f->a = tenant(f->s, "maker");
+  f->b = tenant(f->s, "dist");
+  f->c = tenant(f->s, "other");
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  store_close(f->s);
+  nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+  free(f);
+  return 0;
+}
+
+#define DOC(events)                                                                                \
+  "{\"type\":\"EPCISDocument\",\"schemaVersion\":\"2.0\",\"creationDate\":\"2026-01-01T00:00:00Z\","     \
+  "\"epcisBody\":{\"eventList\":[" events "]}}"
+
+/* Captures text for tenant, sharing every event with share (0: none); returns inserted count. */
+static int capture(fixture *f, int64_t tenant_id, const char *text, int64_t share) {
+  trace_doc *d = NULL;
+  pl_err err = {{0}};
+  int rc = trace_doc_parse(text, strlen(text), TRACE_EVENTS_MAX, &d, &err);
+  if (rc)
+    fail_msg("%s", err.msg);
+  assert_int_equal(d->nproblems, 0);
+  store_trace_event *rows = calloc(d->nevents, sizeof *rows);
+  int *ins = calloc(d->nevents, sizeof *ins);
+  for (size_t i = 0; i < d->nevents; i++) {
+    rows[i] = d->events[i].row;
+    if (share) {
+      rows[i].share_tenants = &share;
+      rows[i].nshares = 1;
+    }
+  }
+  assert_int_equal(store_begin(f->s), 0);
+  assert_int_equal(store_trace_insert_batch(f->s, tenant_id, 0, 1000, rows, d->nevents, ins), 0);
+  assert_int_equal(store_commit(f->s), 0);
+  int n = 0;
+  for (size_t i = 0; i < d->nevents; i++)
+    n += ins[i];
+  free(rows);
+  free(ins);
+  trace_doc_free(d);
+  return n;
+}
+
+static int count_cb(void *ctx, const store_trace_row *row) {
+  (*(int *)ctx)++;
+  return 0;
+}
+
+static int count(fixture *f, int64_t viewer, int field, unsigned roles, const char *value) {
+  store_trace_filter q;
+  memset(&q, 0, sizeof q);
+  q.viewer = viewer;
+  char norm[1200];
+  const char *v = value;
+  if (field == STORE_TRACE_F_EPC || field == STORE_TRACE_F_READ_POINT) {
+    assert_true(trace_epc_normalise(value, norm, sizeof norm) > 0);
+    v = norm;
+  } else if (field == STORE_TRACE_F_BIZ_STEP) {
+    assert_true(trace_vocab_normalise("BizStep", value, norm, sizeof norm) > 0);
+    v = norm;
+  }
+  if (field) {
+    q.conds[0].field = field;
+    q.conds[0].roles = roles;
+    q.conds[0].values = &v;
+    q.conds[0].nvalues = 1;
+    q.nconds = 1;
+  }
+  int n = 0;
+  assert_true(store_trace_query(f->s, &q, count_cb, &n) >= 0);
+  return n;
+}
+
+#define ALL 0xffffffffu
+#define T "\"eventTimeZoneOffset\":\"+00:00\""
+
+static const char *chain =
+    DOC("{\"type\":\"TransformationEvent\",\"eventTime\":\"2026-01-01T00:00:00Z\"," T ","
+        "\"inputQuantityList\":[{\"epcClass\":\"urn:epc:class:lgtin:4012345.000001.S\"}],"
+        "\"outputQuantityList\":[{\"epcClass\":\"urn:epc:class:lgtin:4012345.000002.W1\"}],\"bizStep\":\"commissioning\"},"
+        "{\"type\":\"AggregationEvent\",\"action\":\"ADD\",\"eventTime\":\"2026-01-02T00:00:00Z\"," T ","
+        "\"parentID\":\"urn:epc:id:sscc:4012345.0000000001\","
+        "\"childQuantityList\":[{\"epcClass\":\"urn:epc:class:lgtin:4012345.000002.W1\",\"quantity\":24}],"
+        "\"readPoint\":{\"id\":\"urn:epc:id:sgln:4012345.00001.0\"}},"
+        "{\"type\":\"AggregationEvent\",\"action\":\"ADD\",\"eventTime\":\"2026-01-02T00:00:00Z\"," T ","
+        "\"parentID\":\"urn:epc:id:sscc:4012345.0000000002\","
+        "\"childQuantityList\":[{\"epcClass\":\"urn:epc:class:lgtin:4012345.000002.W9\",\"quantity\":24}]},"
+        "{\"type\":\"AggregationEvent\",\"action\":\"ADD\",\"eventTime\":\"2026-01-03T00:00:00Z\"," T ","
+        "\"parentID\":\"urn:epc:id:sscc:4012345.0000000100\",\"childEPCs\":[\"urn:epc:id:sscc:4012345.0000000001\","
+        "\"urn:epc:id:sscc:4012345.0000000002\"]}");
+
+static const char *shipping =
+    DOC("{\"type\":\"ObjectEvent\",\"action\":\"OBSERVE\",\"eventTime\":\"2026-01-04T00:00:00Z\"," T ","
+        "\"bizStep\":\"shipping\",\"epcList\":[\"https://id.gs1.org/00/040123450000001006\"],"
+        "\"bizLocation\":{\"id\":\"urn:epc:id:sgln:4012345.00500.0\"}}");
+
+static void capture_dedup_and_query(void **state) {
+  fixture *f = *state;
+  assert_int_equal(capture(f, f->a, chain, 0), 4);
+  assert_int_equal(capture(f, f->a, chain, 0), 0); /* same computed eventIDs: duplicates */
+  assert_int_equal(capture(f, f->b, shipping, f->a), 1);
+  assert_int_equal(count(f, f->a, 0, 0, NULL), 5);  /* own 4 + shared 1 */
+  assert_int_equal(count(f, f->b, 0, 0, NULL), 1);
+  assert_int_equal(count(f, f->c, 0, 0, NULL), 0);
+  assert_int_equal(count(f, 0, 0, 0, NULL), 5); /* regulator */
+  /* the pallet in URN form finds the Digital Link-form event */
+  assert_int_equal(count(f, f->a, STORE_TRACE_F_EPC, ALL, "urn:epc:id:sscc:4012345.0000000100"), 2);
+  assert_int_equal(count(f, f->a, STORE_TRACE_F_EPC, STORE_TRACE_ROLE_BIT(STORE_TRACE_ROLE_PARENT),
+                         "urn:epc:id:sscc:4012345.0000000100"),
+                   1);
+  assert_int_equal(count(f, f->a, STORE_TRACE_F_EPC, ALL, "urn:epc:idpat:sgtin:4012345.000002.*"), 3);
+  assert_int_equal(count(f, f->a, STORE_TRACE_F_BIZ_STEP, 0, "urn:epcglobal:cbv:bizstep:shipping"), 1);
+  assert_int_equal(count(f, f->a, STORE_TRACE_F_READ_POINT, 0, "https://id.gs1.org/414/4012345000016"), 1);
+}
+
+static void lineage(void **state) {
+  fixture *f = *state;
+  capture(f, f->a, chain, 0);
+  capture(f, f->b, shipping, 0); /* not shared */
+  char lot[200];
+  trace_epc_normalise("urn:epc:class:lgtin:4012345.000002.W1", lot, sizeof lot);
+  int rc;
+  json_t *g = trace_lineage(f->s, f->a, lot, TRACE_DOWN, 20, 1000, &rc);
+  assert_non_null(g);
+  /* lot -> case 1 -> pallet 100; case 2 (another lot on the pallet) is not reached */
+  assert_int_equal(json_array_size(json_object_get(g, "nodes")), 3);
+  char *text = json_dumps(g, 0);
+  assert_null(strstr(text, "040123450000000023"));
+  assert_non_null(strstr(text, "040123450000001006"));
+  /* the pallet's unshared shipping event is reported as a stop */
+  assert_non_null(strstr(text, "events not visible to you"));
+  free(text);
+  json_decref(g);
+  /* the regulator sees through */
+  g = trace_lineage(f->s, 0, lot, TRACE_DOWN, 20, 1000, &rc);
+  assert_true(json_is_true(json_object_get(g, "complete")));
+  json_decref(g);
+  /* bounds: depth 1 and 2 nodes */
+  g = trace_lineage(f->s, 0, lot, TRACE_DOWN, 1, 1000, &rc);
+  assert_false(json_is_true(json_object_get(g, "complete")));
+  assert_int_equal(json_array_size(json_object_get(g, "nodes")), 2);
+  json_decref(g);
+  g = trace_lineage(f->s, 0, lot, TRACE_DOWN, 20, 2, &rc);
+  assert_false(json_is_true(json_object_get(g, "complete")));
+  assert_int_equal(json_array_size(json_object_get(g, "nodes")), 2);
+  json_decref(g);
+  /* up from the pallet: both cases, both lots, the spring */
+  char pallet[200];
+  trace_epc_normalise("urn:epc:id:sscc:4012345.0000000100", pallet, sizeof pallet);
+  g = trace_lineage(f->s, f->a, pallet, TRACE_UP, 20, 1000, &rc);
+  assert_int_equal(json_array_size(json_object_get(g, "nodes")), 6);
+  json_decref(g);
+}
+
+static void hub_bound(void **state) {
+  trace_hub *h;
+  assert_int_equal(trace_hub_new(2, &h), 0);
+  /* a closed port: deliveries fail and are retried later, so the queue stays occupied */
+  int full = 0;
+  for (int i = 0; i < 10; i++)
+    if (trace_hub_post(h, "http://127.0.0.1:9/", "{}", 2) == PL_ELIMIT)
+      full++;
+  assert_true(full >= 7);
+  assert_int_equal(trace_hub_post(h, "http://127.0.0.1:9/", "{}", TRACE_HUB_BODY_MAX + 1), PL_EINVAL);
+  trace_hub_free(h);
+  trace_hub_free(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(capture_dedup_and_query, setup, teardown),
+      cmocka_unit_test_setup_teardown(lineage, setup, teardown),
+      cmocka_unit_test(hub_bound),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
