@@ -164,6 +164,10 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err);
 void ident_free(ident *id);
 /* The GS1 syntax dictionary Digital Link is validated against (ident/digital_link.h). */
 const struct dl_dict *ident_gs1_dict(const ident *id);
+/* This node's site information (hdl_siteinfo_encode), set by the Handle server when it starts
+ * (copied): the HS_SITE value of the prefix handles "0.NA/PREFIX" this node answers for the
+ * prefixes it holds, as a Handle client looks them up to find where a prefix is served. */
+void ident_set_siteinfo(ident *id, const uint8_t *p, size_t n);
 /* The announced site address as 16 bytes (IPv4 in the last four); 0 when one is configured,
  * PL_ENOTFOUND when not. */
 int ident_site_address(const ident *id, uint8_t out[16]);

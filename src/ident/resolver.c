@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,6 +67,9 @@ struct ident {
   pl_map *tuned; /* store connections already given a read cache and memory map */
   int have_site_address;
   uint8_t site_address[16];
+  pthread_mutex_t site_mu;
+  uint8_t *siteinfo; /* this node's site information, for 0.NA/PREFIX */
+  size_t siteinfo_len;
   /* background bulk registrations (ident_bulk_submit) */
   pthread_mutex_t jobs_mu;
   struct bulk_job *jobs[JOBS_KEPT];
@@ -155,6 +159,7 @@ int ident_new(const ident_opts *o, ident **out, pl_err *err) {
   pthread_mutex_init(&id->stats_mu, NULL);
   pthread_mutex_init(&id->tuned_mu, NULL);
   pthread_mutex_init(&id->jobs_mu, NULL);
+  pthread_mutex_init(&id->site_mu, NULL);
   id->cache = pl_map_new();
   id->stats = pl_map_new();
   id->tuned = pl_map_new();
@@ -196,8 +201,20 @@ void ident_free(ident *id) {
   pthread_mutex_destroy(&id->stats_mu);
   pthread_mutex_destroy(&id->tuned_mu);
   pthread_mutex_destroy(&id->jobs_mu);
+  pthread_mutex_destroy(&id->site_mu);
+  free(id->siteinfo);
   dl_dict_free(id->dict);
   free(id);
+}
+
+void ident_set_siteinfo(ident *id, const uint8_t *p, size_t n) {
+  uint8_t *copy = n ? malloc(n) : NULL;
+  if (copy) memcpy(copy, p, n);
+  pthread_mutex_lock(&id->site_mu);
+  free(id->siteinfo);
+  id->siteinfo = copy;
+  id->siteinfo_len = copy ? n : 0;
+  pthread_mutex_unlock(&id->site_mu);
 }
 
 int ident_site_address(const ident *id, uint8_t out[16]) {
@@ -325,6 +342,46 @@ static int on_local(void *ctx, const store_handle *h) {
   return 0;
 }
 
+/* "0.NA/PREFIX" for a prefix held here (and not registered as an identifier of its own): its
+ * HS_SITE (this node's site information) and an HS_ADMIN naming the prefix handle. 1 answered,
+ * 0 not a held prefix. */
+static int prefix_handle(ident *id, store *db, const ident_query *q, ident_result *res) {
+  const char *name = (const char *)q->handle.p + 5;
+  size_t n = q->handle.len - 5;
+  store_prefix p;
+  int rc = store_prefix_get(db, name, n, &p);
+  if (rc == PL_ENOTFOUND) return 0;
+  if (rc < 0) return rc;
+  pl_buf vals, admin;
+  pl_buf_init(&vals, 0);
+  pl_buf_init(&admin, 0);
+  uint32_t nv = 0;
+  uint32_t now_s = (uint32_t)(pl_now_ms() / 1000);
+  uint8_t perm = HDL_PERM_PUBLIC_READ | HDL_PERM_ADMIN_READ | HDL_PERM_ADMIN_WRITE;
+  pthread_mutex_lock(&id->site_mu);
+  if (id->siteinfo_len) {
+    hdl_value site = {1, now_s, 0, IDENT_TTL_DEFAULT, perm, {(const uint8_t *)"HS_SITE", 7},
+                      {id->siteinfo, (uint32_t)id->siteinfo_len}, 0, {NULL, 0}};
+    rc = hdl_value_encode(&vals, &site);
+    nv++;
+  }
+  pthread_mutex_unlock(&id->site_mu);
+  if (rc == 0) rc = hdl_admin_encode(&admin, 0x0FFF, q->handle, 200);
+  if (rc == 0) {
+    hdl_value adm = {100, now_s, 0, IDENT_TTL_DEFAULT, perm, {(const uint8_t *)"HS_ADMIN", 8},
+                     {admin.data, (uint32_t)admin.len}, 0, {NULL, 0}};
+    rc = hdl_value_encode(&vals, &adm);
+    nv++;
+  }
+  if (rc == 0) rc = filter_values(q, vals.data, vals.len, nv, p.tenant_id, res);
+  pl_buf_free(&vals);
+  pl_buf_free(&admin);
+  if (rc < 0) return rc;
+  ident_stats_count(id, p.id, 1);
+  snprintf(res->source, sizeof res->source, "local");
+  return 1;
+}
+
 /* 1 answered locally (res filled), 0 not held here, < 0 failure. */
 static int resolve_local(ident *id, store *db, const ident_query *q, ident_result *res) {
   local_ctx c = {id, q, res, 0};
@@ -336,6 +393,8 @@ static int resolve_local(ident *id, store *db, const ident_query *q, ident_resul
   if (rc != PL_ENOTFOUND) return rc;
   size_t pl = ident_prefix_len((const char *)q->handle.p, q->handle.len);
   store_prefix p;
+  if (pl == 4 && !strncasecmp((const char *)q->handle.p, "0.NA", 4) && (rc = prefix_handle(id, db, q, res)) != 0)
+    return rc;
   rc = store_prefix_get(db, (const char *)q->handle.p, pl, &p);
   if (rc == PL_ENOTFOUND) return 0;
   if (rc < 0) return rc;

@@ -694,6 +694,20 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
   if (rc == 0 && (rc = store_open(db_path, &s->db, err)) == 0)
     store_ident_tune(s->db, 64 << 20, (int64_t)1 << 30); /* best effort: only faster */
   if (rc == 0) {
+    /* What 0.NA/PREFIX answers for the prefixes held here. */
+    hdl_site_server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.server_id = 1;
+    memcpy(sv.address, s->address, 16);
+    sv.tcp_port = sv.udp_port = (uint16_t)s->port;
+    sv.http_port = (uint16_t)s->http_port;
+    hdl_siteinfo si = {1, 1, "Plateau identifier resolution node", 1, &sv};
+    pl_buf site;
+    pl_buf_init(&site, 0);
+    if (hdl_siteinfo_encode(&site, &si) == 0) ident_set_siteinfo(id, site.data, site.len);
+    pl_buf_free(&site);
+  }
+  if (rc == 0) {
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->wake_fd < 0 || s->epfd < 0) rc = pl_err_set(err, PL_EIO, "epoll/eventfd: %s", strerror(errno));

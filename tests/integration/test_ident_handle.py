@@ -130,6 +130,20 @@ def test_siteinfo(node):
         assert ports[0] == node.handle_port and ports[1] == node.handle_port and ports[2] == node.http_port
 
 
+def test_prefix_handle(node):
+    """0.NA/PREFIX of a held prefix names this node's site, as Handle clients look it up."""
+    r = resolve_udp(node, "0.NA/88.118.31")
+    assert r.rc == RC_SUCCESS
+    by = {v["type"]: v for v in r.values}
+    site = by["HS_SITE"]["data"]
+    assert struct.unpack(">H", site[:2])[0] == 1 and struct.pack(">I", node.handle_port) in site
+    assert by["HS_ADMIN"]["index"] == 100
+    j = node.api("GET", "/api/handles/0.NA/88.118.31").json()
+    assert j["responseCode"] == 1 and {v["type"] for v in j["values"]} == {"HS_SITE", "HS_ADMIN"}
+    assert [v for v in j["values"] if v["type"] == "HS_SITE"][0]["data"]["format"] == "site"
+    assert resolve_tcp(node, "0.NA/77.7").rc == RC_HANDLE_NOT_FOUND
+
+
 def test_errors(node):
     r = resolve_udp(node, "88.118.31/nope")
     assert r.rc == RC_HANDLE_NOT_FOUND and "not found" in r.message
