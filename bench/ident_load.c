@@ -44,7 +44,8 @@ static size_t nlat;
 static int64_t ok, errors, timeouts;
 
 static void record(int64_t ns) {
-  if (nlat < LAT_MAX) lat[nlat++] = ns;
+  if (nlat < LAT_MAX)
+    lat[nlat++] = ns;
 }
 
 static int cmp64(const void *a, const void *b) {
@@ -62,11 +63,13 @@ static int build(pl_buf *b, const char *prefix, int count, uint32_t request_id) 
 static int connect_to(const char *hostport, int type) {
   char host[256], port[16];
   int p;
-  if (pl_net_split(hostport, host, sizeof host, &p) < 0) return -1;
+  if (pl_net_split(hostport, host, sizeof host, &p) < 0)
+    return -1;
   snprintf(port, sizeof port, "%d", p);
   struct addrinfo hints = {0}, *ai;
   hints.ai_socktype = type;
-  if (getaddrinfo(host, port, &hints, &ai) != 0) return -1;
+  if (getaddrinfo(host, port, &hints, &ai) != 0)
+    return -1;
   int fd = socket(ai->ai_family, type, 0);
   if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
     close(fd);
@@ -83,14 +86,18 @@ static void answer(const uint8_t *p, size_t len, slot *slots, int window, int64_
     return;
   }
   slot *s = &slots[m.env.request_id % (uint32_t)window];
-  if (!s->busy || s->request_id != m.env.request_id) return; /* late answer of a replaced request */
+  if (!s->busy || s->request_id != m.env.request_id)
+    return; /* late answer of a replaced request */
   s->busy = 0;
   record(now - s->sent_ns);
-  if (m.hdr.response_code == HDL_RC_SUCCESS) ok++;
-  else errors++;
+  if (m.hdr.response_code == HDL_RC_SUCCESS)
+    ok++;
+  else
+    errors++;
 }
 
-static void run_udp(const char *server, const char *prefix, int count, double duration, int window) {
+static void run_udp(const char *server, const char *prefix, int count, double duration,
+                    int window) {
   int fd = connect_to(server, SOCK_DGRAM);
   if (fd < 0) {
     fprintf(stderr, "cannot reach %s\n", server);
@@ -109,18 +116,22 @@ static void run_udp(const char *server, const char *prefix, int count, double du
   size_t offs[SLOTS_MAX];
   for (;;) {
     int64_t now = pl_mono_ns();
-    if (now >= end) break;
+    if (now >= end)
+      break;
     /* Fill every free slot (and replace the lost), in one sendmmsg. */
     pl_buf_reset(&out);
     int nsend = 0;
     int idx[SLOTS_MAX];
     for (int i = 0; i < window; i++) {
       slot *s = &slots[i];
-      if (s->busy && now - s->sent_ns < 1000000000LL) continue;
-      if (s->busy) timeouts++;
+      if (s->busy && now - s->sent_ns < 1000000000LL)
+        continue;
+      if (s->busy)
+        timeouts++;
       /* request ids map to their slot: id % window == i */
       uint32_t id = next_id - (next_id % (uint32_t)window) + (uint32_t)i;
-      if (id < next_id) id += (uint32_t)window;
+      if (id < next_id)
+        id += (uint32_t)window;
       next_id = id + 1;
       offs[nsend] = out.len;
       build(&out, prefix, count, id);
@@ -140,12 +151,14 @@ static void run_udp(const char *server, const char *prefix, int count, double du
         mm[j].msg_hdr.msg_iovlen = 1;
       }
       int sent = sendmmsg(fd, mm, (unsigned)batch, 0);
-      if (sent <= 0) break;
+      if (sent <= 0)
+        break;
       k += sent;
     }
     (void)idx;
     struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, 100) <= 0) continue;
+    if (poll(&pfd, 1, 100) <= 0)
+      continue;
     for (int j = 0; j < 64; j++) {
       iov[j].iov_base = rbuf[j];
       iov[j].iov_len = sizeof rbuf[j];
@@ -155,7 +168,8 @@ static void run_udp(const char *server, const char *prefix, int count, double du
     }
     int n = recvmmsg(fd, mm, 64, MSG_DONTWAIT, NULL);
     now = pl_mono_ns();
-    for (int j = 0; j < n; j++) answer(rbuf[j], mm[j].msg_len, slots, window, now);
+    for (int j = 0; j < n; j++)
+      answer(rbuf[j], mm[j].msg_len, slots, window, now);
   }
   pl_buf_free(&out);
   free(slots);
@@ -169,7 +183,8 @@ typedef struct conn {
   uint32_t next_id;
 } conn;
 
-static void run_tcp(const char *server, const char *prefix, int count, double duration, int window, int nconn) {
+static void run_tcp(const char *server, const char *prefix, int count, double duration, int window,
+                    int nconn) {
   int ep = epoll_create1(0);
   conn *cs = calloc((size_t)nconn, sizeof *cs);
   for (int c = 0; c < nconn; c++) {
@@ -191,7 +206,8 @@ static void run_tcp(const char *server, const char *prefix, int count, double du
       build(&cs[c].out, prefix, count, id);
     }
     cs[c].next_id = (uint32_t)window;
-    if (write(cs[c].fd, cs[c].out.data, cs[c].out.len) < 0) exit(1);
+    if (write(cs[c].fd, cs[c].out.data, cs[c].out.len) < 0)
+      exit(1);
     pl_buf_reset(&cs[c].out);
   }
   int64_t end = pl_mono_ns() + (int64_t)(duration * 1e9);
@@ -213,20 +229,23 @@ static void run_tcp(const char *server, const char *prefix, int count, double du
       for (;;) {
         hdl_message m;
         int used = hdl_frame_decode(c->in.data + off, c->in.len - off, HDL_MESSAGE_MAX, &m);
-        if (used <= 0) break;
+        if (used <= 0)
+          break;
         answer(c->in.data + off, (size_t)used, c->slots, window, now);
         off += (size_t)used;
         /* the slot is free again: send the next request on it */
         uint32_t i = m.env.request_id % (uint32_t)window;
         uint32_t id = c->next_id - (c->next_id % (uint32_t)window) + i;
-        if (id < c->next_id) id += (uint32_t)window;
+        if (id < c->next_id)
+          id += (uint32_t)window;
         c->next_id = id + 1;
         c->slots[i] = (slot){now, id, 1};
         build(&c->out, prefix, count, id);
       }
       memmove(c->in.data, c->in.data + off, c->in.len - off);
       c->in.len -= off;
-      if (c->out.len && write(c->fd, c->out.data, c->out.len) < 0) exit(1);
+      if (c->out.len && write(c->fd, c->out.data, c->out.len) < 0)
+        exit(1);
     }
   }
   for (int c = 0; c < nconn; c++) {
@@ -245,32 +264,48 @@ int main(int argc, char **argv) {
   double duration = 10;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-    if (!strcmp(a, "--tcp")) tcp = 1;
-    else if (!strcmp(a, "--udp")) tcp = 0;
-    else if (!strcmp(a, "--server")) server = v, i++;
-    else if (!strcmp(a, "--prefix")) prefix = v, i++;
-    else if (!strcmp(a, "--count")) count = atoi(v), i++;
-    else if (!strcmp(a, "--window")) window = atoi(v), i++;
-    else if (!strcmp(a, "--connections")) nconn = atoi(v), i++;
-    else if (!strcmp(a, "--duration")) duration = atof(v), i++;
+    if (!strcmp(a, "--tcp"))
+      tcp = 1;
+    else if (!strcmp(a, "--udp"))
+      tcp = 0;
+    else if (!strcmp(a, "--server"))
+      server = v, i++;
+    else if (!strcmp(a, "--prefix"))
+      prefix = v, i++;
+    else if (!strcmp(a, "--count"))
+      count = atoi(v), i++;
+    else if (!strcmp(a, "--window"))
+      window = atoi(v), i++;
+    else if (!strcmp(a, "--connections"))
+      nconn = atoi(v), i++;
+    else if (!strcmp(a, "--duration"))
+      duration = atof(v), i++;
     else {
-      fprintf(stderr, "usage: %s --server HOST:PORT [--tcp] --prefix P --count N [--duration S] [--window W] [--connections C]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s --server HOST:PORT [--tcp] --prefix P --count N [--duration S] [--window "
+              "W] [--connections C]\n",
+              argv[0]);
       return 2;
     }
   }
-  if (window < 1 || window > SLOTS_MAX || count < 1 || nconn < 1) return 2;
+  if (window < 1 || window > SLOTS_MAX || count < 1 || nconn < 1)
+    return 2;
   lat = malloc(sizeof *lat * LAT_MAX);
   int64_t t0 = pl_mono_ns();
-  if (tcp) run_tcp(server, prefix, count, duration, window, nconn);
-  else run_udp(server, prefix, count, duration, window);
+  if (tcp)
+    run_tcp(server, prefix, count, duration, window, nconn);
+  else
+    run_udp(server, prefix, count, duration, window);
   double secs = (double)(pl_mono_ns() - t0) / 1e9;
   qsort(lat, nlat, sizeof *lat, cmp64);
-  double p50 = nlat ? (double)lat[nlat / 2] / 1e3 : 0, p99 = nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0;
+  double p50 = nlat ? (double)lat[nlat / 2] / 1e3 : 0,
+         p99 = nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0;
   double p999 = nlat ? (double)lat[nlat * 999 / 1000] / 1e3 : 0;
-  printf("{\"transport\": \"%s\", \"seconds\": %.2f, \"answers\": %lld, \"errors\": %lld, \"timeouts\": %lld, "
+  printf("{\"transport\": \"%s\", \"seconds\": %.2f, \"answers\": %lld, \"errors\": %lld, "
+         "\"timeouts\": %lld, "
          "\"qps\": %.0f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
-         tcp ? "tcp" : "udp", secs, (long long)ok, (long long)errors, (long long)timeouts, (double)(ok + errors) / secs,
-         p50, p99, p999);
+         tcp ? "tcp" : "udp", secs, (long long)ok, (long long)errors, (long long)timeouts,
+         (double)(ok + errors) / secs, p50, p99, p999);
   free(lat);
   return errors > (ok + errors) / 100 ? 1 : 0;
 }

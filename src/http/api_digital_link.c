@@ -46,9 +46,12 @@ typedef struct record {
 
 /* "https://gs1.org/voc/pip", "gs1:pip" -> "gs1:pip"; other types unchanged. */
 static void short_type(const char *t, size_t n, char *out, size_t outsz) {
-  if (n > strlen(VOC) && !strncmp(t, VOC, strlen(VOC))) snprintf(out, outsz, "gs1:%.*s", (int)(n - strlen(VOC)), t + strlen(VOC));
-  else if (n > 19 && !strncmp(t, "http://gs1.org/voc/", 19)) snprintf(out, outsz, "gs1:%.*s", (int)(n - 19), t + 19);
-  else snprintf(out, outsz, "%.*s", (int)n, t);
+  if (n > strlen(VOC) && !strncmp(t, VOC, strlen(VOC)))
+    snprintf(out, outsz, "gs1:%.*s", (int)(n - strlen(VOC)), t + strlen(VOC));
+  else if (n > 19 && !strncmp(t, "http://gs1.org/voc/", 19))
+    snprintf(out, outsz, "gs1:%.*s", (int)(n - 19), t + 19);
+  else
+    snprintf(out, outsz, "%.*s", (int)n, t);
 }
 
 static int is_link_type(const char *t) {
@@ -65,11 +68,13 @@ static int on_record(void *ctx, const store_handle *h) {
   hdl_str buf = {h->values ? h->values : (const uint8_t *)"", (uint32_t)h->values_len};
   int first_url = -1;
   for (uint32_t i = 0; i < h->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++) {
-    if (!(v.perm & HDL_PERM_PUBLIC_READ)) continue;
+    if (!(v.perm & HDL_PERM_PUBLIC_READ))
+      continue;
     char type[128];
     short_type((const char *)v.type.p, v.type.len, type, sizeof type);
     if (!strcmp(type, "DESC") && !rec->description[0]) {
-      snprintf(rec->description, sizeof rec->description, "%.*s", (int)v.data.len, (const char *)v.data.p);
+      snprintf(rec->description, sizeof rec->description, "%.*s", (int)v.data.len,
+               (const char *)v.data.p);
       continue;
     }
     if (!strcmp(type, "GS1_DEFAULT_LINKTYPE")) {
@@ -77,7 +82,8 @@ static int on_record(void *ctx, const store_handle *h) {
       continue;
     }
     int url = !strcmp(type, "URL");
-    if ((!url && !is_link_type(type)) || rec->nlinks == LINKS_MAX) continue;
+    if ((!url && !is_link_type(type)) || rec->nlinks == LINKS_MAX)
+      continue;
     json_t *obj = NULL;
     if (v.data.len && v.data.p[0] == '{') {
       obj = json_loadb((const char *)v.data.p, v.data.len, 0, NULL);
@@ -86,13 +92,16 @@ static int on_record(void *ctx, const store_handle *h) {
         obj = NULL;
       }
     }
-    if (!obj) obj = json_pack("{s:s%}", "href", (const char *)v.data.p, (size_t)v.data.len);
-    if (!obj) continue;
+    if (!obj)
+      obj = json_pack("{s:s%}", "href", (const char *)v.data.p, (size_t)v.data.len);
+    if (!obj)
+      continue;
     /* The registry checks links; still, nothing with a control character or space goes into a
      * Location header. */
     const char *h = json_string_value(json_object_get(obj, "href"));
     int bad = 0;
-    for (const unsigned char *c = (const unsigned char *)h; c && *c && !bad; c++) bad = *c <= 0x20 || *c == 0x7f;
+    for (const unsigned char *c = (const unsigned char *)h; c && *c && !bad; c++)
+      bad = *c <= 0x20 || *c == 0x7f;
     if (bad) {
       json_decref(obj);
       continue;
@@ -100,20 +109,25 @@ static int on_record(void *ctx, const store_handle *h) {
     dl_link *l = &rec->links[rec->nlinks];
     snprintf(l->type, sizeof l->type, "%s", url ? "gs1:pip" : type);
     l->obj = obj;
-    if (!strcmp(type, "gs1:defaultLink") && rec->default_link < 0) rec->default_link = rec->nlinks;
-    if (url && first_url < 0) first_url = rec->nlinks;
+    if (!strcmp(type, "gs1:defaultLink") && rec->default_link < 0)
+      rec->default_link = rec->nlinks;
+    if (url && first_url < 0)
+      first_url = rec->nlinks;
     rec->nlinks++;
   }
   if (rec->default_link < 0 && rec->default_type[0]) {
     for (int i = 0; i < rec->nlinks && rec->default_link < 0; i++)
-      if (!strcmp(rec->links[i].type, rec->default_type)) rec->default_link = i;
+      if (!strcmp(rec->links[i].type, rec->default_type))
+        rec->default_link = i;
   }
-  if (rec->default_link < 0) rec->default_link = first_url >= 0 ? first_url : (rec->nlinks ? 0 : -1);
+  if (rec->default_link < 0)
+    rec->default_link = first_url >= 0 ? first_url : (rec->nlinks ? 0 : -1);
   return 0;
 }
 
 static void record_free(record *rec) {
-  for (int i = 0; i < rec->nlinks; i++) json_decref(rec->links[i].obj);
+  for (int i = 0; i < rec->nlinks; i++)
+    json_decref(rec->links[i].obj);
   rec->nlinks = 0;
 }
 
@@ -123,23 +137,29 @@ static const char *href(const dl_link *l) {
 
 /* Whether the link's hreflang names a language of Accept-Language (primary subtags compared). */
 static int lang_score(const dl_link *l, const char *accept) {
-  if (!accept) return 0;
+  if (!accept)
+    return 0;
   json_t *hl = json_object_get(l->obj, "hreflang");
   size_t i;
   json_t *lang;
   int best = 0;
   json_array_foreach(hl, i, lang) {
     const char *lv = json_string_value(lang);
-    if (!lv) continue;
+    if (!lv)
+      continue;
     /* Earlier languages in Accept-Language weigh more. */
     int rank = 100;
     for (const char *a = accept; *a && rank > 0; rank--) {
-      while (*a == ' ' || *a == ',') a++;
+      while (*a == ' ' || *a == ',')
+        a++;
       size_t n = strcspn(a, ",;");
-      if (n && (!strncasecmp(a, lv, n) && (lv[n] == 0 || lv[n] == '-'))) best = rank > best ? rank : best;
-      else if (n >= 2 && !strncasecmp(a, lv, 2) && (lv[2] == 0 || lv[2] == '-') && rank - 1 > best) best = rank - 1;
+      if (n && (!strncasecmp(a, lv, n) && (lv[n] == 0 || lv[n] == '-')))
+        best = rank > best ? rank : best;
+      else if (n >= 2 && !strncasecmp(a, lv, 2) && (lv[2] == 0 || lv[2] == '-') && rank - 1 > best)
+        best = rank - 1;
       a += n;
-      while (*a && *a != ',') a++;
+      while (*a && *a != ',')
+        a++;
     }
   }
   return best;
@@ -148,12 +168,15 @@ static int lang_score(const dl_link *l, const char *accept) {
 static json_t *linkset(const record *rec, const char *anchor, const char *only_type) {
   json_t *set = json_object();
   json_object_set_new(set, "anchor", json_string(anchor));
-  if (rec->description[0]) json_object_set_new(set, "itemDescription", json_string(rec->description));
+  if (rec->description[0])
+    json_object_set_new(set, "itemDescription", json_string(rec->description));
   for (int i = 0; i < rec->nlinks; i++) {
     const dl_link *l = &rec->links[i];
-    if (only_type && strcmp(l->type, only_type) != 0) continue;
+    if (only_type && strcmp(l->type, only_type) != 0)
+      continue;
     char key[200];
-    snprintf(key, sizeof key, "%s%s", !strncmp(l->type, "gs1:", 4) ? VOC : "", !strncmp(l->type, "gs1:", 4) ? l->type + 4 : l->type);
+    snprintf(key, sizeof key, "%s%s", !strncmp(l->type, "gs1:", 4) ? VOC : "",
+             !strncmp(l->type, "gs1:", 4) ? l->type + 4 : l->type);
     json_t *arr = json_object_get(set, key);
     if (!arr) {
       arr = json_array();
@@ -162,7 +185,8 @@ static json_t *linkset(const record *rec, const char *anchor, const char *only_t
     json_array_append(arr, l->obj);
   }
   if (!only_type && rec->default_link >= 0)
-    json_object_set_new(set, VOC "defaultLink", json_pack("[O]", rec->links[rec->default_link].obj));
+    json_object_set_new(set, VOC "defaultLink",
+                        json_pack("[O]", rec->links[rec->default_link].obj));
   return json_pack("{s:[o]}", "linkset", set);
 }
 
@@ -170,25 +194,29 @@ static int redirect(http_req *r, int status, const char *location, const char *l
   http_add_header(r, "Location", location);
   if (linkset_url) {
     char lh[1200];
-    snprintf(lh, sizeof lh, "<%s>; rel=\"linkset\"; type=\"application/linkset+json\"", linkset_url);
+    snprintf(lh, sizeof lh, "<%s>; rel=\"linkset\"; type=\"application/linkset+json\"",
+             linkset_url);
     http_add_header(r, "Link", lh);
   }
   http_add_header(r, "Vary", "Accept, Accept-Language");
   return http_reply_json(r, status, json_pack("{s:s}", "location", location));
 }
 
-static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+static enum MHD_Result add_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
   pl_buf *b = cls;
   static const char hex[] = "0123456789ABCDEF";
   pl_buf_append_byte(b, b->len ? '&' : '?');
   const char *parts[2] = {key, value};
   for (int k = 0; k < 2; k++) {
     if (k == 1) {
-      if (!value) break;
+      if (!value)
+        break;
       pl_buf_append_byte(b, '=');
     }
     for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++) {
-      if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~:", *p)) {
+      if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr("-._~:", *p)) {
         pl_buf_append_byte(b, *p);
       } else {
         uint8_t e[3] = {'%', (uint8_t)hex[*p >> 4], (uint8_t)hex[*p & 15]};
@@ -207,17 +235,22 @@ static int resolve_dl(http_req *r) {
   pl_buf_init(&q, DL_URI_MAX);
   MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_query, &q);
   int rc = pl_buf_append_str(&uri, r->path);
-  if (rc == 0 && q.len) rc = pl_buf_append(&uri, q.data, q.len);
+  if (rc == 0 && q.len)
+    rc = pl_buf_append(&uri, q.data, q.len);
   pl_buf_free(&q);
   dl_uri *u = malloc(sizeof *u);
   pl_err err = {{0}};
-  if (rc == 0 && u) rc = dl_parse(dict, (const char *)uri.data, uri.len, u, &err);
-  else if (rc == 0) rc = PL_ENOMEM;
+  if (rc == 0 && u)
+    rc = dl_parse(dict, (const char *)uri.data, uri.len, u, &err);
+  else if (rc == 0)
+    rc = PL_ENOMEM;
   pl_buf_free(&uri);
   if (rc < 0) {
     free(u);
-    if (rc == PL_ENOMEM) return http_reply_error(r, 500, "out of memory");
-    return http_reply_error(r, 400, "not a valid GS1 Digital Link: %s", err.msg[0] ? err.msg : "malformed");
+    if (rc == PL_ENOMEM)
+      return http_reply_error(r, 500, "out of memory");
+    return http_reply_error(r, 400, "not a valid GS1 Digital Link: %s",
+                            err.msg[0] ? err.msg : "malformed");
   }
   const char *host = http_header(r, "Host");
   char base[300], anchor[DL_KEY_PATH_MAX + 300];
@@ -229,16 +262,19 @@ static int resolve_dl(http_req *r) {
   }
   char key[DL_KEY_PATH_MAX];
   for (int nq = u->nqual; nq >= 0 && !rec->found; nq--) {
-    if (dl_key_path(u, nq, key, sizeof key) < 0) break;
+    if (dl_key_path(u, nq, key, sizeof key) < 0)
+      break;
     rc = store_gs1_lookup(r->db, key, on_record, rec);
-    if (rc < 0 && rc != PL_ENOTFOUND) break;
+    if (rc < 0 && rc != PL_ENOTFOUND)
+      break;
     rc = 0;
   }
   char requested[DL_KEY_PATH_MAX];
   dl_key_path(u, u->nqual, requested, sizeof requested);
   const char *link_type_param = dl_param_get(u, "linkType");
   char link_type[128] = "";
-  if (link_type_param) short_type(link_type_param, strlen(link_type_param), link_type, sizeof link_type);
+  if (link_type_param)
+    short_type(link_type_param, strlen(link_type_param), link_type, sizeof link_type);
   free(u);
   if (rc < 0) {
     free(rec);
@@ -254,7 +290,8 @@ static int resolve_dl(http_req *r) {
   const char *accept = http_header(r, "Accept");
   const char *accept_lang = http_header(r, "Accept-Language");
   int st;
-  if (!strcmp(link_type, "all") || !strcmp(link_type, "linkset") || (accept && strstr(accept, "application/linkset+json"))) {
+  if (!strcmp(link_type, "all") || !strcmp(link_type, "linkset") ||
+      (accept && strstr(accept, "application/linkset+json"))) {
     st = http_reply_json(r, 200, linkset(rec, anchor, NULL));
     r->content_type = "application/linkset+json";
     http_add_header(r, "Vary", "Accept, Accept-Language");
@@ -262,7 +299,8 @@ static int resolve_dl(http_req *r) {
     int cand[LINKS_MAX], nc = 0;
     if (link_type[0])
       for (int i = 0; i < rec->nlinks; i++)
-        if (!strcmp(rec->links[i].type, link_type)) cand[nc++] = i;
+        if (!strcmp(rec->links[i].type, link_type))
+          cand[nc++] = i;
     if (nc == 0) {
       /* No link type asked, or none of that type: the default link, in the reader's language
        * when the default type has several. */
@@ -275,7 +313,8 @@ static int resolve_dl(http_req *r) {
       }
       int best = d, score = lang_score(&rec->links[d], accept_lang);
       for (int i = 0; i < rec->nlinks; i++) {
-        if (strcmp(rec->links[i].type, rec->links[d].type) != 0) continue;
+        if (strcmp(rec->links[i].type, rec->links[d].type) != 0)
+          continue;
         int s = lang_score(&rec->links[i], accept_lang);
         if (s > score) {
           best = i;
@@ -315,27 +354,49 @@ static int well_known(http_req *r) {
   const char *host = http_header(r, "Host");
   char root[300];
   snprintf(root, sizeof root, "http://%.250s", host && *host ? host : "localhost");
-  json_t *o = json_pack(
-      "{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}], s:[s], s:b, s:b, s:b, s:b, s:s}", "name",
-      "Plateau identifier resolution node", "resolverRoot", root, "supportedLinkType", "namespace", VOC, "prefix",
-      "gs1:", "namespace", "https://schema.org/", "prefix", "schema:", "supportedPrimaryKeys", "all",
-      "linkTypeDefaultCanBeAll", 0, "supportsLanguageVariants", 1, "supportsSemanticInterpretation", 0,
-      "validatesAIcombinations", 1, "linksetMediaType", "application/linkset+json");
+  json_t *o =
+      json_pack("{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}], s:[s], s:b, s:b, s:b, s:b, s:s}", "name",
+                "Plateau identifier resolution node", "resolverRoot", root, "supportedLinkType",
+                "namespace", VOC, "prefix", "gs1:", "namespace", "https://schema.org/", "prefix",
+                "schema:", "supportedPrimaryKeys", "all", "linkTypeDefaultCanBeAll", 0,
+                "supportsLanguageVariants", 1, "supportsSemanticInterpretation", 0,
+                "validatesAIcombinations", 1, "linksetMediaType", "application/linkset+json");
   return http_reply_json(r, 200, o);
 }
 
-#define DL_ROUTES(K)                                                                                                  \
-  {"GET", "/" K "/{k}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"},                                          \
-      {"GET", "/" K "/{k}/{q1}/{v1}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"},                            \
-      {"GET", "/" K "/{k}/{q1}/{v1}/{q2}/{v2}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"},                  \
-      {"GET", "/" K "/{k}/{q1}/{v1}/{q2}/{v2}/21/{v3}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"}
+#define DL_ROUTES(K)                                                                               \
+  {"GET", "/" K "/{k}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"},                       \
+      {"GET", "/" K "/{k}/{q1}/{v1}", (void *)resolve_dl, HTTP_PERM_PUBLIC, "dl.resolve"},         \
+      {"GET", "/" K "/{k}/{q1}/{v1}/{q2}/{v2}", (void *)resolve_dl, HTTP_PERM_PUBLIC,              \
+       "dl.resolve"},                                                                              \
+  {                                                                                                \
+    "GET", "/" K "/{k}/{q1}/{v1}/{q2}/{v2}/21/{v3}", (void *)resolve_dl, HTTP_PERM_PUBLIC,         \
+        "dl.resolve"                                                                               \
+  }
 
 const http_route api_digital_link_routes[] = {
     {"GET", "/.well-known/gs1resolver", (void *)well_known, HTTP_PERM_PUBLIC, "dl.describe"},
-    DL_ROUTES("01"),   DL_ROUTES("00"),   DL_ROUTES("253"),  DL_ROUTES("255"),  DL_ROUTES("401"),
-    DL_ROUTES("402"),  DL_ROUTES("414"),  DL_ROUTES("415"),  DL_ROUTES("417"),  DL_ROUTES("8003"),
-    DL_ROUTES("8004"), DL_ROUTES("8006"), DL_ROUTES("8010"), DL_ROUTES("8013"), DL_ROUTES("8017"),
-    DL_ROUTES("8018"), DL_ROUTES("gtin"), DL_ROUTES("sscc"), DL_ROUTES("gln"),  DL_ROUTES("giai"),
+    DL_ROUTES("01"),
+    DL_ROUTES("00"),
+    DL_ROUTES("253"),
+    DL_ROUTES("255"),
+    DL_ROUTES("401"),
+    DL_ROUTES("402"),
+    DL_ROUTES("414"),
+    DL_ROUTES("415"),
+    DL_ROUTES("417"),
+    DL_ROUTES("8003"),
+    DL_ROUTES("8004"),
+    DL_ROUTES("8006"),
+    DL_ROUTES("8010"),
+    DL_ROUTES("8013"),
+    DL_ROUTES("8017"),
+    DL_ROUTES("8018"),
+    DL_ROUTES("gtin"),
+    DL_ROUTES("sscc"),
+    DL_ROUTES("gln"),
+    DL_ROUTES("giai"),
     DL_ROUTES("grai"),
 };
-const size_t api_digital_link_nroutes = sizeof api_digital_link_routes / sizeof api_digital_link_routes[0];
+const size_t api_digital_link_nroutes =
+    sizeof api_digital_link_routes / sizeof api_digital_link_routes[0];

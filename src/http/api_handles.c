@@ -38,18 +38,22 @@ static const char *code_for(int status) {
 }
 
 /* A Handle REST reply: {"responseCode", "handle", ...} plus the error object for failures. */
-static int hs_reply(http_req *r, int status, int response_code, const char *handle, const char *message, json_t *extra) {
+static int hs_reply(http_req *r, int status, int response_code, const char *handle,
+                    const char *message, json_t *extra) {
   json_t *o = json_object();
   json_object_set_new(o, "responseCode", json_integer(response_code));
-  if (handle) json_object_set_new(o, "handle", json_string(handle));
+  if (handle)
+    json_object_set_new(o, "handle", json_string(handle));
   if (extra) {
     json_object_update(o, extra);
     json_decref(extra);
   }
   if (status >= 400) {
-    json_object_set_new(o, "message", json_string(message ? message : hdl_rc_name((uint32_t)response_code)));
-    json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", code_for(status), "message",
-                                              message ? message : hdl_rc_name((uint32_t)response_code)));
+    json_object_set_new(o, "message",
+                        json_string(message ? message : hdl_rc_name((uint32_t)response_code)));
+    json_object_set_new(o, "error",
+                        json_pack("{s:s, s:s}", "code", code_for(status), "message",
+                                  message ? message : hdl_rc_name((uint32_t)response_code)));
   }
   return http_reply_json(r, status, o);
 }
@@ -58,7 +62,8 @@ static int hs_reply(http_req *r, int status, int response_code, const char *hand
 static int path_handle(http_req *r, char *out, size_t outsz) {
   const char *h = r->path + strlen(HANDLE_PATH);
   size_t n = strlen(h);
-  if (n == 0 || n >= outsz) return -1;
+  if (n == 0 || n >= outsz)
+    return -1;
   memcpy(out, h, n + 1);
   return (int)n;
 }
@@ -67,13 +72,20 @@ static int path_handle(http_req *r, char *out, size_t outsz) {
  * to a bad token. */
 static int optional_auth(http_req *r) {
   const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!h) return 0;
-  if (strncasecmp(h, "Bearer ", 7) != 0) return hs_reply(r, 401, HDL_RC_AUTHEN_NEEDED, NULL, "the Authorization header must be \"Bearer <token>\"", NULL);
+  if (!h)
+    return 0;
+  if (strncasecmp(h, "Bearer ", 7) != 0)
+    return hs_reply(r, 401, HDL_RC_AUTHEN_NEEDED, NULL,
+                    "the Authorization header must be \"Bearer <token>\"", NULL);
   const char *token = h + 7;
-  while (*token == ' ') token++;
+  while (*token == ' ')
+    token++;
   int rc = auth_authenticate(r->db, token, pl_now_ms(), &r->who);
-  if (rc == PL_EBUSY) return http_reply_error(r, 503, "the database is busy; retry shortly");
-  if (rc < 0) return hs_reply(r, 401, HDL_RC_AUTHEN_FAILED, NULL, "the token is unknown, expired or revoked", NULL);
+  if (rc == PL_EBUSY)
+    return http_reply_error(r, 503, "the database is busy; retry shortly");
+  if (rc < 0)
+    return hs_reply(r, 401, HDL_RC_AUTHEN_FAILED, NULL, "the token is unknown, expired or revoked",
+                    NULL);
   r->authed = 1;
   auth_principal_actor(&r->who, r->actor, sizeof r->actor);
   return 0;
@@ -87,19 +99,25 @@ typedef struct filters {
   int bad;
 } filters;
 
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
   filters *f = cls;
-  if (!value) return MHD_YES;
+  if (!value)
+    return MHD_YES;
   if (!strcmp(key, "index")) {
     char *end;
     errno = 0;
     unsigned long v = strtoul(value, &end, 10);
-    if (errno || *end || !*value || v > UINT32_MAX || f->nindexes == HDL_LIST_MAX) f->bad = 1;
-    else f->indexes[f->nindexes++] = (uint32_t)v;
+    if (errno || *end || !*value || v > UINT32_MAX || f->nindexes == HDL_LIST_MAX)
+      f->bad = 1;
+    else
+      f->indexes[f->nindexes++] = (uint32_t)v;
   } else if (!strcmp(key, "type")) {
     size_t n = strlen(value);
-    if (n == 0 || n > HDL_TYPE_MAX || f->ntypes == HDL_LIST_MAX) f->bad = 1;
-    else f->types[f->ntypes++] = (hdl_str){(const uint8_t *)value, (uint32_t)n};
+    if (n == 0 || n > HDL_TYPE_MAX || f->ntypes == HDL_LIST_MAX)
+      f->bad = 1;
+    else
+      f->types[f->ntypes++] = (hdl_str){(const uint8_t *)value, (uint32_t)n};
   }
   return MHD_YES;
 }
@@ -112,8 +130,10 @@ static json_t *values_json(const ident_result *res) {
   json_t *arr = json_array();
   uint32_t pos = 0;
   hdl_value v;
-  hdl_str buf = {res->values.data ? res->values.data : (const uint8_t *)"", (uint32_t)res->values.len};
-  for (uint32_t i = 0; i < res->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++) json_array_append_new(arr, ident_value_to_json(&v));
+  hdl_str buf = {res->values.data ? res->values.data : (const uint8_t *)"",
+                 (uint32_t)res->values.len};
+  for (uint32_t i = 0; i < res->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++)
+    json_array_append_new(arr, ident_value_to_json(&v));
   return arr;
 }
 
@@ -124,7 +144,8 @@ static int put_json_str(pl_buf *b, const uint8_t *p, size_t n) {
   size_t run = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     uint8_t c = p[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
     rc = pl_buf_append(b, p + run, i - run);
     if (rc == 0) {
       if (c == '"' || c == '\\') {
@@ -137,8 +158,10 @@ static int put_json_str(pl_buf *b, const uint8_t *p, size_t n) {
     }
     run = i + 1;
   }
-  if (rc == 0) rc = pl_buf_append(b, p + run, n - run);
-  if (rc == 0) rc = pl_buf_append_byte(b, '"');
+  if (rc == 0)
+    rc = pl_buf_append(b, p + run, n - run);
+  if (rc == 0)
+    rc = pl_buf_append_byte(b, '"');
   return rc;
 }
 
@@ -149,35 +172,49 @@ static int reply_values(http_req *r, const char *handle, const ident_result *res
   pl_buf *b = &r->out;
   pl_buf_reset(b);
   int rc = pl_buf_append_str(b, "{\"responseCode\":1,\"handle\":");
-  if (rc == 0) rc = put_json_str(b, (const uint8_t *)handle, strlen(handle));
-  if (rc == 0) rc = pl_buf_append_str(b, ",\"source\":");
-  if (rc == 0) rc = put_json_str(b, (const uint8_t *)res->source, strlen(res->source));
-  if (rc == 0) rc = pl_buf_append_str(b, ",\"values\":[");
+  if (rc == 0)
+    rc = put_json_str(b, (const uint8_t *)handle, strlen(handle));
+  if (rc == 0)
+    rc = pl_buf_append_str(b, ",\"source\":");
+  if (rc == 0)
+    rc = put_json_str(b, (const uint8_t *)res->source, strlen(res->source));
+  if (rc == 0)
+    rc = pl_buf_append_str(b, ",\"values\":[");
   uint32_t pos = 0;
   hdl_value v;
-  hdl_str buf = {res->values.data ? res->values.data : (const uint8_t *)"", (uint32_t)res->values.len};
+  hdl_str buf = {res->values.data ? res->values.data : (const uint8_t *)"",
+                 (uint32_t)res->values.len};
   for (uint32_t i = 0; rc == 0 && i < res->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++) {
-    if (i) rc = pl_buf_append_byte(b, ',');
+    if (i)
+      rc = pl_buf_append_byte(b, ',');
     int plain = pl_utf8_valid(v.type.p, v.type.len) && pl_utf8_valid(v.data.p, v.data.len) &&
-                !memchr(v.data.p, 0, v.data.len) && !(v.type.len >= 3 && !memcmp(v.type.p, "HS_", 3)) &&
-                v.nrefs == 0 && (v.perm & HDL_PERM_PUBLIC_READ);
+                !memchr(v.data.p, 0, v.data.len) &&
+                !(v.type.len >= 3 && !memcmp(v.type.p, "HS_", 3)) && v.nrefs == 0 &&
+                (v.perm & HDL_PERM_PUBLIC_READ);
     if (!plain) {
       json_t *o = ident_value_to_json(&v);
-      if (rc == 0) rc = o ? pl_json_dump(o, b) : PL_ENOMEM;
+      if (rc == 0)
+        rc = o ? pl_json_dump(o, b) : PL_ENOMEM;
       json_decref(o);
       continue;
     }
     char ts[40];
-    if (rc == 0) rc = pl_buf_printf(b, "{\"index\":%u,\"type\":", v.index);
-    if (rc == 0) rc = put_json_str(b, v.type.p, v.type.len);
-    if (rc == 0) rc = pl_buf_append_str(b, ",\"data\":{\"format\":\"string\",\"value\":");
-    if (rc == 0) rc = put_json_str(b, v.data.p, v.data.len);
+    if (rc == 0)
+      rc = pl_buf_printf(b, "{\"index\":%u,\"type\":", v.index);
+    if (rc == 0)
+      rc = put_json_str(b, v.type.p, v.type.len);
+    if (rc == 0)
+      rc = pl_buf_append_str(b, ",\"data\":{\"format\":\"string\",\"value\":");
+    if (rc == 0)
+      rc = put_json_str(b, v.data.p, v.data.len);
     if (rc == 0)
       rc = pl_buf_printf(b, "},\"ttl\":%d,\"timestamp\":\"%s\"}", (int)v.ttl,
                          pl_time_format((int64_t)v.timestamp * 1000000000LL, ts, sizeof ts));
   }
-  if (rc == 0) rc = pl_buf_append_str(b, "]}");
-  if (rc < 0) return http_reply_error(r, 500, "out of memory");
+  if (rc == 0)
+    rc = pl_buf_append_str(b, "]}");
+  if (rc < 0)
+    return http_reply_error(r, 500, "out of memory");
   r->status = 200;
   r->responded = 1;
   r->content_type = NULL;
@@ -188,18 +225,30 @@ static int resolve(http_req *r) {
   char handle[IDENT_HANDLE_MAX + 1];
   int n = path_handle(r, handle, sizeof handle);
   if (n < 0 || ident_check_handle(handle, (size_t)n, NULL) < 0)
-    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, n < 0 ? NULL : handle, "invalid handle: expected PREFIX/SUFFIX", NULL);
+    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, n < 0 ? NULL : handle,
+                    "invalid handle: expected PREFIX/SUFFIX", NULL);
   int st = optional_auth(r);
-  if (st) return st;
+  if (st)
+    return st;
   filters *f = calloc(1, sizeof *f);
-  if (!f) return http_reply_error(r, 500, "out of memory");
+  if (!f)
+    return http_reply_error(r, 500, "out of memory");
   MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect, f);
   if (f->bad) {
     free(f);
-    return hs_reply(r, 400, HDL_RC_VALUE_INVALID, handle, "index= must be a whole number and type= non-empty (at most 256 of each)", NULL);
+    return hs_reply(r, 400, HDL_RC_VALUE_INVALID, handle,
+                    "index= must be a whole number and type= non-empty (at most 256 of each)",
+                    NULL);
   }
-  ident_query q = {{(const uint8_t *)handle, (uint32_t)n}, f->indexes, f->nindexes, f->types, f->ntypes,
-                   truthy(http_query(r, "publicOnly")), r->authed ? r->who.tenant_id : 0, 0, 0};
+  ident_query q = {{(const uint8_t *)handle, (uint32_t)n},
+                   f->indexes,
+                   f->nindexes,
+                   f->types,
+                   f->ntypes,
+                   truthy(http_query(r, "publicOnly")),
+                   r->authed ? r->who.tenant_id : 0,
+                   0,
+                   0};
   ident_result res;
   ident_result_init(&res);
   int rc = ident_resolve(r->deps->ident, r->db, &q, &res);
@@ -253,10 +302,14 @@ static int resolve(http_req *r) {
 /* The tenant a write acts on, with the Handle REST error shapes. */
 static int write_access(http_req *r, store_tenant *t) {
   int st = optional_auth(r);
-  if (st) return st;
-  if (!r->authed) return hs_reply(r, 401, HDL_RC_AUTHEN_NEEDED, NULL, "this needs a token: send Authorization: Bearer <token>", NULL);
+  if (st)
+    return st;
+  if (!r->authed)
+    return hs_reply(r, 401, HDL_RC_AUTHEN_NEEDED, NULL,
+                    "this needs a token: send Authorization: Bearer <token>", NULL);
   if (!auth_can(r->who.role, AUTH_PERM_DATA_WRITE) || r->who.role == AUTH_ROLE_DEVICE)
-    return hs_reply(r, 403, HDL_RC_NOT_AUTHORIZED, NULL, "this role may not register identifiers", NULL);
+    return hs_reply(r, 403, HDL_RC_NOT_AUTHORIZED, NULL, "this role may not register identifiers",
+                    NULL);
   return http_tenant(r, "ident", t);
 }
 
@@ -272,7 +325,9 @@ static int put_status(http_req *r, int rc, const char *handle, const pl_err *err
   case PL_EEXIST: return hs_reply(r, 409, HDL_RC_HANDLE_ALREADY_EXIST, handle, msg, NULL);
   case PL_EPERM: return hs_reply(r, 403, HDL_RC_NOT_AUTHORIZED, handle, msg, NULL);
   case PL_ENOTFOUND:
-    return hs_reply(r, 404, strstr(msg, "prefix") ? HDL_RC_SERVER_NOT_RESP : HDL_RC_HANDLE_NOT_FOUND, handle, msg, NULL);
+    return hs_reply(r, 404,
+                    strstr(msg, "prefix") ? HDL_RC_SERVER_NOT_RESP : HDL_RC_HANDLE_NOT_FOUND,
+                    handle, msg, NULL);
   default: return http_reply_pl(r, rc, err);
   }
 }
@@ -282,29 +337,34 @@ static int put(http_req *r) {
   int n = path_handle(r, handle, sizeof handle);
   pl_err err = {{0}};
   if (n < 0 || ident_check_handle(handle, (size_t)n, &err) < 0)
-    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, n < 0 ? NULL : handle, err.msg[0] ? err.msg : "invalid handle", NULL);
+    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, n < 0 ? NULL : handle,
+                    err.msg[0] ? err.msg : "invalid handle", NULL);
   store_tenant t;
   int st = write_access(r, &t);
-  if (st) return st;
+  if (st)
+    return st;
   static const pl_json_field fields[] = {{"handle", PL_JSON_STRING, 0, IDENT_HANDLE_MAX, 1},
                                          {"values", PL_JSON_ARRAY, 1, IDENT_VALUES_MAX, 0},
                                          {"template", PL_JSON_STRING, 0, 63, 1},
                                          {"responseCode", PL_JSON_INTEGER, 0, 0, 1}};
   json_t *body;
-  if ((st = http_body_json(r, fields, 4, &body))) return st;
+  if ((st = http_body_json(r, fields, 4, &body)))
+    return st;
   const char *bh = pl_json_str(body, "handle", NULL);
   if (bh && strcasecmp(bh, handle) != 0) {
     json_decref(body);
-    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, handle, "the body's handle differs from the path's", NULL);
+    return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, handle,
+                    "the body's handle differs from the path's", NULL);
   }
   const char *ow = http_query(r, "overwrite");
   int mode = ow && !strcmp(ow, "false") ? IDENT_PUT_CREATE : IDENT_PUT_UPSERT;
   ident_ctx c = ictx(r);
   int created = 0;
-  int rc = ident_handle_put(&c, t.id, handle, pl_json_str(body, "template", NULL), json_object_get(body, "values"), mode,
-                            &created, &err);
+  int rc = ident_handle_put(&c, t.id, handle, pl_json_str(body, "template", NULL),
+                            json_object_get(body, "values"), mode, &created, &err);
   json_decref(body);
-  if (rc < 0) return put_status(r, rc, handle, &err);
+  if (rc < 0)
+    return put_status(r, rc, handle, &err);
   return hs_reply(r, created ? 201 : 200, HDL_RC_SUCCESS, handle, NULL, NULL);
 }
 
@@ -315,11 +375,13 @@ static int del(http_req *r) {
     return hs_reply(r, 400, HDL_RC_INVALID_HANDLE, n < 0 ? NULL : handle, "invalid handle", NULL);
   store_tenant t;
   int st = write_access(r, &t);
-  if (st) return st;
+  if (st)
+    return st;
   pl_err err = {{0}};
   ident_ctx c = ictx(r);
   int rc = ident_handle_delete(&c, t.id, handle, &err);
-  if (rc < 0) return put_status(r, rc, handle, &err);
+  if (rc < 0)
+    return put_status(r, rc, handle, &err);
   return hs_reply(r, 200, HDL_RC_SUCCESS, handle, NULL, NULL);
 }
 
@@ -328,8 +390,8 @@ static int del(http_req *r) {
 static json_t *prefix_json(store *db, const store_prefix *p) {
   store_tenant t;
   const char *tenant = store_tenant_get(db, p->tenant_id, &t) == 0 ? t.name : "";
-  json_t *o = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)p->id, "prefix", p->prefix, "tenant", tenant,
-                        "created", http_time_json(p->created_ms));
+  json_t *o = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)p->id, "prefix", p->prefix,
+                        "tenant", tenant, "created", http_time_json(p->created_ms));
   return o;
 }
 
@@ -347,29 +409,34 @@ static int prefix_list(http_req *r) {
   int limit;
   int64_t after;
   int st = http_paging(r, &limit, &after);
-  if (st) return st;
+  if (st)
+    return st;
   int64_t tenant = r->who.tenant_id;
   if (auth_role_cross_tenant(r->who.role)) {
     tenant = 0;
     if (http_query(r, "tenant")) {
       store_tenant t;
-      if ((st = http_tenant(r, "ident", &t))) return st;
+      if ((st = http_tenant(r, "ident", &t)))
+        return st;
       tenant = t.id;
     }
   }
   plist pl = {.db = r->db};
   http_list_init(&pl.l, limit);
-  return http_list_reply(r, &pl.l, store_prefix_list(r->db, tenant, after, limit + 1, add_prefix, &pl));
+  return http_list_reply(r, &pl.l,
+                         store_prefix_list(r->db, tenant, after, limit + 1, add_prefix, &pl));
 }
 
 static int prefix_create(http_req *r) {
   static const pl_json_field fields[] = {{"prefix", PL_JSON_STRING, 1, IDENT_PREFIX_MAX, 0},
                                          {"tenant", PL_JSON_STRING, 0, 63, 1}};
   if (r->who.role != AUTH_ROLE_ADMIN && r->who.role != AUTH_ROLE_TENANT_ADMIN)
-    return http_reply_error(r, 403, "only the admin allocates prefixes, and a tenant-admin delegates under its own");
+    return http_reply_error(
+        r, 403, "only the admin allocates prefixes, and a tenant-admin delegates under its own");
   json_t *body;
   int st = http_body_json(r, fields, 2, &body);
-  if (st) return st;
+  if (st)
+    return st;
   store_tenant t;
   const char *tname = pl_json_str(body, "tenant", NULL);
   int rc;
@@ -381,7 +448,8 @@ static int prefix_create(http_req *r) {
     rc = store_tenant_get_by_name(r->db, tname, &t);
     if (rc < 0) {
       json_decref(body);
-      return rc == PL_ENOTFOUND ? http_reply_error(r, 404, "no tenant named \"%.63s\"", tname) : http_reply_pl(r, rc, NULL);
+      return rc == PL_ENOTFOUND ? http_reply_error(r, 404, "no tenant named \"%.63s\"", tname)
+                                : http_reply_pl(r, rc, NULL);
     }
   } else if ((rc = store_tenant_get(r->db, r->who.tenant_id, &t)) < 0) {
     json_decref(body);
@@ -390,9 +458,11 @@ static int prefix_create(http_req *r) {
   pl_err err = {{0}};
   ident_ctx c = ictx(r);
   store_prefix p;
-  rc = ident_prefix_create(&c, t.id, pl_json_str(body, "prefix", ""), r->who.role == AUTH_ROLE_ADMIN, &p, &err);
+  rc = ident_prefix_create(&c, t.id, pl_json_str(body, "prefix", ""),
+                           r->who.role == AUTH_ROLE_ADMIN, &p, &err);
   json_decref(body);
-  if (rc < 0) return http_reply_pl(r, rc, &err);
+  if (rc < 0)
+    return http_reply_pl(r, rc, &err);
   return http_reply_json(r, 201, prefix_json(r->db, &p));
 }
 
@@ -402,9 +472,12 @@ static int prefix_delete(http_req *r) {
   store_prefix p;
   const char *name = r->match.params[0];
   int rc = store_prefix_get(r->db, name, strlen(name), &p);
-  if (rc == 0 && p.tenant_id != r->who.tenant_id && r->who.role != AUTH_ROLE_ADMIN) rc = PL_ENOTFOUND;
-  if (rc == PL_ENOTFOUND) return http_reply_error(r, 404, "no prefix %.127s here", name);
-  if (rc < 0) return http_reply_pl(r, rc, NULL);
+  if (rc == 0 && p.tenant_id != r->who.tenant_id && r->who.role != AUTH_ROLE_ADMIN)
+    rc = PL_ENOTFOUND;
+  if (rc == PL_ENOTFOUND)
+    return http_reply_error(r, 404, "no prefix %.127s here", name);
+  if (rc < 0)
+    return http_reply_pl(r, rc, NULL);
   pl_err err = {{0}};
   ident_ctx c = ictx(r);
   rc = ident_prefix_delete(&c, &p, &err);
@@ -415,8 +488,9 @@ static int prefix_delete(http_req *r) {
 
 static json_t *template_json(const store_template *t) {
   json_t *fields = json_loads(t->fields_json ? t->fields_json : "[]", 0, NULL);
-  return json_pack("{s:s, s:o, s:o, s:o}", "name", t->name, "fields", fields ? fields : json_array(), "created",
-                   http_time_json(t->created_ms), "updated", http_time_json(t->updated_ms));
+  return json_pack("{s:s, s:o, s:o, s:o}", "name", t->name, "fields",
+                   fields ? fields : json_array(), "created", http_time_json(t->created_ms),
+                   "updated", http_time_json(t->updated_ms));
 }
 
 static int add_template(void *ctx, const store_template *t) {
@@ -426,7 +500,8 @@ static int add_template(void *ctx, const store_template *t) {
 static int template_list(http_req *r) {
   store_tenant t;
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
+  if (st)
+    return st;
   json_t *items = json_array();
   int rc = store_template_list(r->db, t.id, add_template, items);
   if (rc < 0) {
@@ -439,11 +514,14 @@ static int template_list(http_req *r) {
 static int template_get(http_req *r) {
   store_tenant t;
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
+  if (st)
+    return st;
   store_template tp;
   int rc = store_template_get(r->db, t.id, r->match.params[0], &tp);
-  if (rc == PL_ENOTFOUND) return http_reply_error(r, 404, "no template named \"%.63s\"", r->match.params[0]);
-  if (rc < 0) return http_reply_pl(r, rc, NULL);
+  if (rc == PL_ENOTFOUND)
+    return http_reply_error(r, 404, "no template named \"%.63s\"", r->match.params[0]);
+  if (rc < 0)
+    return http_reply_pl(r, rc, NULL);
   json_t *o = template_json(&tp);
   store_template_clear(&tp);
   return http_reply_json(r, 200, o);
@@ -452,14 +530,18 @@ static int template_get(http_req *r) {
 static int template_put(http_req *r) {
   store_tenant t;
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
-  static const pl_json_field fields[] = {{"fields", PL_JSON_ARRAY, 1, 100, 0}, {"name", PL_JSON_STRING, 0, 63, 1}};
+  if (st)
+    return st;
+  static const pl_json_field fields[] = {{"fields", PL_JSON_ARRAY, 1, 100, 0},
+                                         {"name", PL_JSON_STRING, 0, 63, 1}};
   json_t *body;
-  if ((st = http_body_json(r, fields, 2, &body))) return st;
+  if ((st = http_body_json(r, fields, 2, &body)))
+    return st;
   pl_err err = {{0}};
   const char *name = r->match.params[0];
-  int rc = strlen(name) > 63 || !*name ? pl_err_set(&err, PL_EINVAL, "a template name is 1 to 63 bytes")
-                                       : ident_template_check_fields(json_object_get(body, "fields"), &err);
+  int rc = strlen(name) > 63 || !*name
+               ? pl_err_set(&err, PL_EINVAL, "a template name is 1 to 63 bytes")
+               : ident_template_check_fields(json_object_get(body, "fields"), &err);
   store_template tp;
   memset(&tp, 0, sizeof tp);
   if (rc == 0) {
@@ -487,10 +569,13 @@ static int template_put(http_req *r) {
 static int template_delete(http_req *r) {
   store_tenant t;
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
+  if (st)
+    return st;
   int rc = store_template_delete(r->db, t.id, r->match.params[0]);
-  if (rc == PL_ENOTFOUND) return http_reply_error(r, 404, "no template named \"%.63s\"", r->match.params[0]);
-  if (rc < 0) return http_reply_pl(r, rc, NULL);
+  if (rc == PL_ENOTFOUND)
+    return http_reply_error(r, 404, "no template named \"%.63s\"", r->match.params[0]);
+  if (rc < 0)
+    return http_reply_pl(r, rc, NULL);
   admin_ctx ac = http_admin(r);
   char target[96];
   snprintf(target, sizeof target, "template:%.63s", r->match.params[0]);
@@ -502,24 +587,30 @@ static int template_delete(http_req *r) {
 
 static int bulk(http_req *r) {
   store_tenant t;
-  if (r->who.role == AUTH_ROLE_DEVICE) return http_reply_error(r, 403, "a device may not register identifiers");
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "a device may not register identifiers");
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
+  if (st)
+    return st;
   const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-  int format = !ct ? 0
-               : !strncasecmp(ct, "text/csv", 8) ? IDENT_BULK_CSV
-               : (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17))
-                   ? IDENT_BULK_JSONL
-               : !strncasecmp(ct, "application/json", 16) ? IDENT_BULK_JSON
-                                                          : 0;
+  int format =
+      !ct                               ? 0
+      : !strncasecmp(ct, "text/csv", 8) ? IDENT_BULK_CSV
+      : (!strncasecmp(ct, "application/x-ndjson", 20) || !strncasecmp(ct, "application/jsonl", 17))
+          ? IDENT_BULK_JSONL
+      : !strncasecmp(ct, "application/json", 16) ? IDENT_BULK_JSON
+                                                 : 0;
   if (!format)
-    return http_reply_error(r, 415, "send rows as text/csv, application/x-ndjson or application/json {\"rows\": [...]}");
+    return http_reply_error(
+        r, 415,
+        "send rows as text/csv, application/x-ndjson or application/json {\"rows\": [...]}");
   const char *template_name = http_query(r, "template");
   json_t *doc = NULL;
   char tpl[64] = "";
   if (format == IDENT_BULK_JSON && !template_name) {
     /* the document may name the template */
-    if (pl_json_parse(r->body.data, r->body.len, PL_JSON_DEPTH_MAX, &doc, NULL) == 0 && json_is_object(doc))
+    if (pl_json_parse(r->body.data, r->body.len, PL_JSON_DEPTH_MAX, &doc, NULL) == 0 &&
+        json_is_object(doc))
       snprintf(tpl, sizeof tpl, "%s", pl_json_str(doc, "template", ""));
     json_decref(doc);
     template_name = tpl;
@@ -529,54 +620,67 @@ static int bulk(http_req *r) {
   if (async && truthy(async)) {
     /* In the background: 202 and a job to follow. */
     uint8_t *copy = malloc(r->body.len ? r->body.len : 1);
-    if (!copy) return http_reply_error(r, 500, "out of memory");
-    if (r->body.len) memcpy(copy, r->body.data, r->body.len);
+    if (!copy)
+      return http_reply_error(r, 500, "out of memory");
+    if (r->body.len)
+      memcpy(copy, r->body.data, r->body.len);
     char db_path[1100];
-    snprintf(db_path, sizeof db_path, "%s/meta.db", r->deps->cfg->data_dir); /* the data directory's database */
-    ident_bulk_job_opts o = {db_path, r->deps->audit, r->actor, "api", r->remote, t.id, template_name, format};
+    snprintf(db_path, sizeof db_path, "%s/meta.db",
+             r->deps->cfg->data_dir); /* the data directory's database */
+    ident_bulk_job_opts o = {db_path,   r->deps->audit, r->actor,      "api",
+                             r->remote, t.id,           template_name, format};
     int64_t job;
     int rc = ident_bulk_submit(r->deps->ident, &o, copy, r->body.len, &job, &err);
-    if (rc < 0) return http_reply_pl(r, rc, &err);
+    if (rc < 0)
+      return http_reply_pl(r, rc, &err);
     char loc[64];
     snprintf(loc, sizeof loc, "/api/v1/ident/bulk/%lld", (long long)job);
     http_add_header(r, "Location", loc);
-    return http_reply_json(r, 202, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)job, "state", "running", "status", loc));
+    return http_reply_json(
+        r, 202,
+        json_pack("{s:I, s:s, s:s}", "id", (json_int_t)job, "state", "running", "status", loc));
   }
   int64_t t0 = pl_mono_ns();
   ident_ctx c = ictx(r);
   ident_bulk *b;
   int rc = ident_bulk_begin(&c, t.id, template_name, &b, &err);
-  if (rc < 0) return http_reply_pl(r, rc, &err);
+  if (rc < 0)
+    return http_reply_pl(r, rc, &err);
   rc = ident_bulk_add_body(b, format, r->body.data, r->body.len, NULL, NULL, &err);
   if (rc < 0) {
     ident_bulk_abort(b);
     return http_reply_pl(r, rc, &err);
   }
   ident_bulk_report rep;
-  if ((rc = ident_bulk_finish(b, &rep, &err)) < 0) return http_reply_pl(r, rc, &err);
+  if ((rc = ident_bulk_finish(b, &rep, &err)) < 0)
+    return http_reply_pl(r, rc, &err);
   double secs = (double)(pl_mono_ns() - t0) / 1e9;
-  return http_reply_json(r, 200, json_pack("{s:I, s:I, s:I, s:o, s:f, s:f}", "rows", (json_int_t)rep.rows, "accepted",
-                                           (json_int_t)rep.accepted, "rejected", (json_int_t)rep.rejected, "errors",
-                                           rep.errors, "seconds", secs, "rows_per_second",
-                                           secs > 0 ? (double)rep.rows / secs : 0.0));
+  return http_reply_json(r, 200,
+                         json_pack("{s:I, s:I, s:I, s:o, s:f, s:f}", "rows", (json_int_t)rep.rows,
+                                   "accepted", (json_int_t)rep.accepted, "rejected",
+                                   (json_int_t)rep.rejected, "errors", rep.errors, "seconds", secs,
+                                   "rows_per_second", secs > 0 ? (double)rep.rows / secs : 0.0));
 }
 
 static int bulk_status(http_req *r) {
   store_tenant t;
   int st = http_tenant(r, "ident", &t);
-  if (st) return st;
+  if (st)
+    return st;
   int64_t job = http_param_id(r, 0);
   json_t *o = job ? ident_bulk_job_json(r->deps->ident, t.id, job) : NULL;
-  if (!o) return http_reply_error(r, 404, "no bulk registration %.32s in this tenant", r->match.params[0]);
+  if (!o)
+    return http_reply_error(r, 404, "no bulk registration %.32s in this tenant",
+                            r->match.params[0]);
   return http_reply_json(r, 200, o);
 }
 
 /* ---- identifier lists, statistics ---- */
 
 static int add_handle(void *ctx, const store_handle *h) {
-  json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:o}", "handle", h->handle, "template", h->template_name, "values",
-                        (json_int_t)h->nvalues, "created", http_time_json(h->created_ms), "updated",
-                        http_time_json(h->updated_ms));
+  json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:o}", "handle", h->handle, "template",
+                        h->template_name, "values", (json_int_t)h->nvalues, "created",
+                        http_time_json(h->created_ms), "updated", http_time_json(h->updated_ms));
   return http_list_add(ctx, h->id, o);
 }
 
@@ -585,20 +689,25 @@ static int handle_list(http_req *r) {
   int limit;
   int64_t after;
   int st = http_tenant(r, "ident", &t);
-  if (st || (st = http_paging(r, &limit, &after))) return st;
+  if (st || (st = http_paging(r, &limit, &after)))
+    return st;
   int64_t prefix_id = 0;
   const char *prefix = http_query(r, "prefix");
   if (prefix) {
     store_prefix p;
     int rc = store_prefix_get(r->db, prefix, strlen(prefix), &p);
-    if (rc == 0 && p.tenant_id != t.id) rc = PL_ENOTFOUND;
-    if (rc == PL_ENOTFOUND) return http_reply_error(r, 404, "no prefix %.127s in this tenant", prefix);
-    if (rc < 0) return http_reply_pl(r, rc, NULL);
+    if (rc == 0 && p.tenant_id != t.id)
+      rc = PL_ENOTFOUND;
+    if (rc == PL_ENOTFOUND)
+      return http_reply_error(r, 404, "no prefix %.127s in this tenant", prefix);
+    if (rc < 0)
+      return http_reply_pl(r, rc, NULL);
     prefix_id = p.id;
   }
   http_list l;
   http_list_init(&l, limit);
-  return http_list_reply(r, &l, store_handle_list(r->db, t.id, prefix_id, after, limit + 1, add_handle, &l));
+  return http_list_reply(
+      r, &l, store_handle_list(r->db, t.id, prefix_id, after, limit + 1, add_handle, &l));
 }
 
 static int day_param(http_req *r, const char *key, int64_t dflt, int64_t *out) {
@@ -620,10 +729,11 @@ static int add_stat(void *ctx, const store_ident_stat *s) {
   char day[40];
   pl_time_format(s->day * 86400LL * 1000000000LL, day, sizeof day);
   day[10] = 0;
-  return json_array_append_new(ctx, json_pack("{s:s, s:s, s:I, s:I, s:I}", "prefix", s->prefix, "date", day,
-                                              "resolutions", (json_int_t)s->resolutions, "not_found",
-                                              (json_int_t)s->not_found, "registrations",
-                                              (json_int_t)s->registrations)) < 0
+  return json_array_append_new(ctx,
+                               json_pack("{s:s, s:s, s:I, s:I, s:I}", "prefix", s->prefix, "date",
+                                         day, "resolutions", (json_int_t)s->resolutions,
+                                         "not_found", (json_int_t)s->not_found, "registrations",
+                                         (json_int_t)s->registrations)) < 0
              ? PL_ENOMEM
              : 0;
 }
@@ -635,12 +745,15 @@ static int stats(http_req *r) {
     tenant = 0;
     if (http_query(r, "tenant")) {
       store_tenant t;
-      if ((st = http_tenant(r, "ident", &t))) return st;
+      if ((st = http_tenant(r, "ident", &t)))
+        return st;
       tenant = t.id;
     }
   }
   int64_t today = ident_day(pl_now_ms()), since, until;
-  if ((st = day_param(r, "since", today - 30, &since)) || (st = day_param(r, "until", today, &until))) return st;
+  if ((st = day_param(r, "since", today - 30, &since)) ||
+      (st = day_param(r, "until", today, &until)))
+    return st;
   /* What the servers have counted but not yet written. */
   ident_stats_flush(r->deps->ident, r->db);
   json_t *items = json_array();
@@ -653,8 +766,9 @@ static int stats(http_req *r) {
   ident_cache_stats(r->deps->ident, &entries, &hits, &misses);
   return http_reply_json(r, 200,
                          json_pack("{s:o, s:I, s:{s:I, s:I, s:I}}", "items", items, "identifiers",
-                                   (json_int_t)store_handle_count(r->db, tenant), "cache", "entries",
-                                   (json_int_t)entries, "hits", (json_int_t)hits, "misses", (json_int_t)misses));
+                                   (json_int_t)store_handle_count(r->db, tenant), "cache",
+                                   "entries", (json_int_t)entries, "hits", (json_int_t)hits,
+                                   "misses", (json_int_t)misses));
 }
 
 /* ---- QR codes and label sheets ---- */
@@ -662,10 +776,12 @@ static int stats(http_req *r) {
 static int int_param(http_req *r, const char *key, int dflt, int lo, int hi, int *out) {
   const char *v = http_query(r, key);
   *out = dflt;
-  if (!v) return 0;
+  if (!v)
+    return 0;
   char *end;
   long n = strtol(v, &end, 10);
-  if (*end || !*v || n < lo || n > hi) return http_reply_error(r, 400, "%s must be a whole number from %d to %d", key, lo, hi);
+  if (*end || !*v || n < lo || n > hi)
+    return http_reply_error(r, 400, "%s must be a whole number from %d to %d", key, lo, hi);
   *out = (int)n;
   return 0;
 }
@@ -673,15 +789,21 @@ static int int_param(http_req *r, const char *key, int dflt, int lo, int hi, int
 static int qr(http_req *r) {
   const char *data = http_query(r, "data");
   const char *format = http_query(r, "format");
-  if (!format) format = "svg";
+  if (!format)
+    format = "svg";
   int scale, st;
-  if (!data || !*data) return http_reply_error(r, 400, "data= (the text to encode) is required");
-  if ((st = int_param(r, "scale", !strcmp(format, "png") ? 8 : 4, 1, 64, &scale))) return st;
-  if (strcmp(format, "svg") && strcmp(format, "png")) return http_reply_error(r, 400, "format must be svg or png");
+  if (!data || !*data)
+    return http_reply_error(r, 400, "data= (the text to encode) is required");
+  if ((st = int_param(r, "scale", !strcmp(format, "png") ? 8 : 4, 1, 64, &scale)))
+    return st;
+  if (strcmp(format, "svg") && strcmp(format, "png"))
+    return http_reply_error(r, 400, "format must be svg or png");
   pl_err err = {{0}};
   pl_buf_reset(&r->out);
-  int rc = !strcmp(format, "png") ? label_qr_png(data, scale, &r->out, &err) : label_qr_svg(data, scale, &r->out, &err);
-  if (rc < 0) return http_reply_pl(r, rc, &err);
+  int rc = !strcmp(format, "png") ? label_qr_png(data, scale, &r->out, &err)
+                                  : label_qr_svg(data, scale, &r->out, &err);
+  if (rc < 0)
+    return http_reply_pl(r, rc, &err);
   r->status = 200;
   r->responded = 1;
   r->content_type = !strcmp(format, "png") ? "image/png" : "image/svg+xml";
@@ -698,7 +820,8 @@ typedef struct sheet {
 
 static int add_label(void *ctx, const store_handle *h) {
   sheet *s = ctx;
-  if (s->n == s->cap) return 0;
+  if (s->n == s->cap)
+    return 0;
   s->last_id = h->id;
   char text[DL_URI_MAX + 256];
   char caption2[300] = "";
@@ -708,11 +831,13 @@ static int add_label(void *ctx, const store_handle *h) {
   hdl_value v;
   hdl_str buf = {h->values ? h->values : (const uint8_t *)"", (uint32_t)h->values_len};
   for (uint32_t i = 0; i < h->nvalues && hdl_value_next(buf, &pos, &v) == 1; i++) {
-    if (v.type.len != 3 || memcmp(v.type.p, "GS1", 3) != 0 || !(v.perm & HDL_PERM_PUBLIC_READ)) continue;
+    if (v.type.len != 3 || memcmp(v.type.p, "GS1", 3) != 0 || !(v.perm & HDL_PERM_PUBLIC_READ))
+      continue;
     dl_uri *u = malloc(sizeof *u);
     if (u && dl_parse(dl_dict_builtin(), (const char *)v.data.p, v.data.len, u, NULL) == 0) {
       char path[DL_KEY_PATH_MAX];
-      if (dl_key_path(u, u->nqual, path, sizeof path) > 0) snprintf(text, sizeof text, "%s%s", s->base, path);
+      if (dl_key_path(u, u->nqual, path, sizeof path) > 0)
+        snprintf(text, sizeof text, "%s%s", s->base, path);
       dl_element_string(u, caption2, sizeof caption2);
     }
     free(u);
@@ -722,7 +847,8 @@ static int add_label(void *ctx, const store_handle *h) {
   slot[0] = strdup(text);
   slot[1] = strdup(h->handle);
   slot[2] = caption2[0] ? strdup(caption2) : NULL;
-  if (!slot[0] || !slot[1]) return PL_ENOMEM;
+  if (!slot[0] || !slot[1])
+    return PL_ENOMEM;
   s->items[s->n] = (label_item){slot[0], slot[1], slot[2]};
   s->n++;
   return 0;
@@ -732,33 +858,50 @@ static int labels(http_req *r) {
   store_tenant t;
   int limit, columns, st = http_tenant(r, "ident", &t);
   int64_t after;
-  if (st || (st = http_paging(r, &limit, &after)) || (st = int_param(r, "columns", 4, 1, 10, &columns))) return st;
+  if (st || (st = http_paging(r, &limit, &after)) ||
+      (st = int_param(r, "columns", 4, 1, 10, &columns)))
+    return st;
   const char *format = http_query(r, "format");
-  if (!format) format = "html";
-  if (strcmp(format, "html") && strcmp(format, "svg")) return http_reply_error(r, 400, "format must be html or svg");
+  if (!format)
+    format = "html";
+  if (strcmp(format, "html") && strcmp(format, "svg"))
+    return http_reply_error(r, 400, "format must be html or svg");
   int64_t prefix_id = 0;
   const char *prefix = http_query(r, "prefix");
   if (prefix) {
     store_prefix p;
     int rc = store_prefix_get(r->db, prefix, strlen(prefix), &p);
-    if (rc == 0 && p.tenant_id != t.id) rc = PL_ENOTFOUND;
-    if (rc < 0) return rc == PL_ENOTFOUND ? http_reply_error(r, 404, "no prefix %.127s in this tenant", prefix) : http_reply_pl(r, rc, NULL);
+    if (rc == 0 && p.tenant_id != t.id)
+      rc = PL_ENOTFOUND;
+    if (rc < 0)
+      return rc == PL_ENOTFOUND
+                 ? http_reply_error(r, 404, "no prefix %.127s in this tenant", prefix)
+                 : http_reply_pl(r, rc, NULL);
     prefix_id = p.id;
   }
   const char *host = http_header(r, "Host");
   char base[300];
   snprintf(base, sizeof base, "http://%.250s", host && *host ? host : "localhost");
-  sheet s = {calloc((size_t)limit, sizeof(label_item)), calloc((size_t)limit * 3, sizeof(char *)), 0, (size_t)limit, 0, base};
-  int rc = s.items && s.strings ? store_handle_list(r->db, t.id, prefix_id, after, limit, add_label, &s) : PL_ENOMEM;
+  sheet s = {calloc((size_t)limit, sizeof(label_item)),
+             calloc((size_t)limit * 3, sizeof(char *)),
+             0,
+             (size_t)limit,
+             0,
+             base};
+  int rc = s.items && s.strings
+               ? store_handle_list(r->db, t.id, prefix_id, after, limit, add_label, &s)
+               : PL_ENOMEM;
   pl_err err = {{0}};
   pl_buf_reset(&r->out);
   if (rc >= 0)
     rc = !strcmp(format, "svg") ? label_sheet_svg(s.items, s.n, columns, &r->out, &err)
                                 : label_sheet_html(s.items, s.n, columns, t.name, &r->out, &err);
-  for (size_t i = 0; s.strings && i < s.cap * 3; i++) free(s.strings[i]);
+  for (size_t i = 0; s.strings && i < s.cap * 3; i++)
+    free(s.strings[i]);
   free(s.strings);
   free(s.items);
-  if (rc < 0) return http_reply_pl(r, rc, &err);
+  if (rc < 0)
+    return http_reply_pl(r, rc, &err);
   if (s.n == (size_t)limit) {
     char next[32];
     snprintf(next, sizeof next, "%lld", (long long)s.last_id);
@@ -770,12 +913,13 @@ static int labels(http_req *r) {
   return 200;
 }
 
-#define HANDLE_ROUTES(method, fn, perm, action)                                                                       \
-  {method, "/api/handles/{a}/{b}", (void *)fn, perm, action},                                                         \
-      {method, "/api/handles/{a}/{b}/{c}", (void *)fn, perm, action},                                                 \
-      {method, "/api/handles/{a}/{b}/{c}/{d}", (void *)fn, perm, action},                                             \
-      {method, "/api/handles/{a}/{b}/{c}/{d}/{e}", (void *)fn, perm, action},                                         \
-      {method, "/api/handles/{a}/{b}/{c}/{d}/{e}/{f}", (void *)fn, perm, action}
+#define HANDLE_ROUTES(method, fn, perm, action)                                                    \
+  {method, "/api/handles/{a}/{b}", (void *)fn, perm, action},                                      \
+      {method, "/api/handles/{a}/{b}/{c}", (void *)fn, perm, action},                              \
+      {method, "/api/handles/{a}/{b}/{c}/{d}", (void *)fn, perm, action},                          \
+      {method, "/api/handles/{a}/{b}/{c}/{d}/{e}", (void *)fn, perm, action}, {                    \
+    method, "/api/handles/{a}/{b}/{c}/{d}/{e}/{f}", (void *)fn, perm, action                       \
+  }
 
 const http_route api_handle_routes[] = {
     HANDLE_ROUTES("GET", resolve, HTTP_PERM_PUBLIC, "ident.resolve"),
@@ -783,11 +927,16 @@ const http_route api_handle_routes[] = {
     HANDLE_ROUTES("DELETE", del, HTTP_PERM_PUBLIC, "ident.delete"),
     {"GET", "/api/v1/ident/prefixes", (void *)prefix_list, AUTH_PERM_DATA_READ, "prefix.list"},
     {"POST", "/api/v1/ident/prefixes", (void *)prefix_create, HTTP_PERM_ANY, "prefix.create"},
-    {"DELETE", "/api/v1/ident/prefixes/{prefix}", (void *)prefix_delete, HTTP_PERM_ANY, "prefix.delete"},
-    {"GET", "/api/v1/ident/templates", (void *)template_list, AUTH_PERM_DATA_READ, "ident.template.list"},
-    {"GET", "/api/v1/ident/templates/{name}", (void *)template_get, AUTH_PERM_DATA_READ, "ident.template.read"},
-    {"PUT", "/api/v1/ident/templates/{name}", (void *)template_put, AUTH_PERM_DATA_WRITE, "ident.template.put"},
-    {"DELETE", "/api/v1/ident/templates/{name}", (void *)template_delete, AUTH_PERM_DATA_WRITE, "ident.template.delete"},
+    {"DELETE", "/api/v1/ident/prefixes/{prefix}", (void *)prefix_delete, HTTP_PERM_ANY,
+     "prefix.delete"},
+    {"GET", "/api/v1/ident/templates", (void *)template_list, AUTH_PERM_DATA_READ,
+     "ident.template.list"},
+    {"GET", "/api/v1/ident/templates/{name}", (void *)template_get, AUTH_PERM_DATA_READ,
+     "ident.template.read"},
+    {"PUT", "/api/v1/ident/templates/{name}", (void *)template_put, AUTH_PERM_DATA_WRITE,
+     "ident.template.put"},
+    {"DELETE", "/api/v1/ident/templates/{name}", (void *)template_delete, AUTH_PERM_DATA_WRITE,
+     "ident.template.delete"},
     {"POST", "/api/v1/ident/bulk", (void *)bulk, AUTH_PERM_DATA_WRITE, "ident.bulk"},
     {"GET", "/api/v1/ident/bulk/{id}", (void *)bulk_status, AUTH_PERM_DATA_READ, "ident.bulk.read"},
     {"GET", "/api/v1/ident/handles", (void *)handle_list, AUTH_PERM_DATA_READ, "ident.list"},

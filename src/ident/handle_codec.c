@@ -96,24 +96,28 @@ typedef struct cur {
 } cur;
 
 static int c_u32(cur *c, uint32_t *v) {
-  if (c->len - c->pos < 4) return PL_EINVAL;
+  if (c->len - c->pos < 4)
+    return PL_EINVAL;
   *v = rd32(c->p + c->pos);
   c->pos += 4;
   return 0;
 }
 static int c_u16(cur *c, uint16_t *v) {
-  if (c->len - c->pos < 2) return PL_EINVAL;
+  if (c->len - c->pos < 2)
+    return PL_EINVAL;
   *v = rd16(c->p + c->pos);
   c->pos += 2;
   return 0;
 }
 static int c_u8(cur *c, uint8_t *v) {
-  if (c->len - c->pos < 1) return PL_EINVAL;
+  if (c->len - c->pos < 1)
+    return PL_EINVAL;
   *v = c->p[c->pos++];
   return 0;
 }
 static int c_bytes(cur *c, size_t n, hdl_str *out) {
-  if (c->len - c->pos < n) return PL_EINVAL;
+  if (c->len - c->pos < n)
+    return PL_EINVAL;
   out->p = c->p + c->pos;
   out->len = (uint32_t)n;
   c->pos += n;
@@ -122,8 +126,10 @@ static int c_bytes(cur *c, size_t n, hdl_str *out) {
 static int c_str(cur *c, uint32_t max, hdl_str *out) {
   uint32_t n;
   int rc;
-  if ((rc = c_u32(c, &n)) < 0) return rc;
-  if (n > max) return PL_ELIMIT;
+  if ((rc = c_u32(c, &n)) < 0)
+    return rc;
+  if (n > max)
+    return PL_ELIMIT;
   return c_bytes(c, n, out);
 }
 
@@ -132,14 +138,16 @@ static int put32(pl_buf *b, uint32_t v) {
 }
 static int put_str(pl_buf *b, const void *p, uint32_t n) {
   int rc;
-  if ((rc = put32(b, n)) < 0) return rc;
+  if ((rc = put32(b, n)) < 0)
+    return rc;
   return pl_buf_append(b, p, n);
 }
 
 /* ---- framing ---- */
 
 int hdl_envelope_decode(const uint8_t *p, size_t len, uint32_t max_msg_bytes, hdl_envelope *out) {
-  if (len < HDL_ENVELOPE_BYTES) return PL_AGAIN;
+  if (len < HDL_ENVELOPE_BYTES)
+    return PL_AGAIN;
   hdl_envelope e;
   e.major = p[0];
   e.minor = p[1];
@@ -148,9 +156,12 @@ int hdl_envelope_decode(const uint8_t *p, size_t len, uint32_t max_msg_bytes, hd
   e.request_id = rd32(p + 8);
   e.seq = rd32(p + 12);
   e.msg_len = rd32(p + 16);
-  if (e.major != 2) return PL_EUNSUPPORTED;
-  if (e.flags & (HDL_ENV_CP | HDL_ENV_EC)) return PL_EUNSUPPORTED;
-  if (e.msg_len > max_msg_bytes || e.msg_len > HDL_MESSAGE_MAX) return PL_ELIMIT;
+  if (e.major != 2)
+    return PL_EUNSUPPORTED;
+  if (e.flags & (HDL_ENV_CP | HDL_ENV_EC))
+    return PL_EUNSUPPORTED;
+  if (e.msg_len > max_msg_bytes || e.msg_len > HDL_MESSAGE_MAX)
+    return PL_ELIMIT;
   *out = e;
   return 0;
 }
@@ -166,7 +177,8 @@ void hdl_envelope_encode(const hdl_envelope *e, uint8_t out[HDL_ENVELOPE_BYTES])
 }
 
 int hdl_message_decode(const hdl_envelope *env, const uint8_t *msg, size_t len, hdl_message *out) {
-  if (len < HDL_HEADER_BYTES) return PL_EINVAL;
+  if (len < HDL_HEADER_BYTES)
+    return PL_EINVAL;
   hdl_message m;
   memset(&m, 0, sizeof m);
   m.env = *env;
@@ -177,7 +189,8 @@ int hdl_message_decode(const hdl_envelope *env, const uint8_t *msg, size_t len, 
   m.hdr.recursion_count = msg[14];
   m.hdr.expiration = rd32(msg + 16);
   m.hdr.body_len = rd32(msg + 20);
-  if (m.hdr.body_len > len - HDL_HEADER_BYTES) return PL_EINVAL;
+  if (m.hdr.body_len > len - HDL_HEADER_BYTES)
+    return PL_EINVAL;
   m.body = msg + HDL_HEADER_BYTES;
   m.signed_part = msg;
   m.signed_len = HDL_HEADER_BYTES + m.hdr.body_len;
@@ -186,7 +199,8 @@ int hdl_message_decode(const hdl_envelope *env, const uint8_t *msg, size_t len, 
    * body); otherwise a length that must fit exactly. */
   if (rest >= 4) {
     uint32_t cl = rd32(msg + m.signed_len);
-    if (cl > rest - 4) return PL_EINVAL;
+    if (cl > rest - 4)
+      return PL_EINVAL;
     if (cl) {
       m.credential = msg + m.signed_len + 4;
       m.cred_len = cl;
@@ -201,10 +215,14 @@ int hdl_message_decode(const hdl_envelope *env, const uint8_t *msg, size_t len, 
 int hdl_frame_decode(const uint8_t *p, size_t len, uint32_t max_msg_bytes, hdl_message *out) {
   hdl_envelope env;
   int rc = hdl_envelope_decode(p, len, max_msg_bytes, &env);
-  if (rc < 0) return rc;
-  if (len - HDL_ENVELOPE_BYTES < env.msg_len) return PL_AGAIN;
-  if (env.flags & HDL_ENV_TC) return PL_EINVAL; /* a chunk is not a frame */
-  if ((rc = hdl_message_decode(&env, p + HDL_ENVELOPE_BYTES, env.msg_len, out)) < 0) return rc;
+  if (rc < 0)
+    return rc;
+  if (len - HDL_ENVELOPE_BYTES < env.msg_len)
+    return PL_AGAIN;
+  if (env.flags & HDL_ENV_TC)
+    return PL_EINVAL; /* a chunk is not a frame */
+  if ((rc = hdl_message_decode(&env, p + HDL_ENVELOPE_BYTES, env.msg_len, out)) < 0)
+    return rc;
   return (int)(HDL_ENVELOPE_BYTES + env.msg_len);
 }
 
@@ -215,19 +233,27 @@ int hdl_resolution_req_decode(const uint8_t *body, size_t len, hdl_resolution_re
   hdl_resolution_req r;
   memset(&r, 0, sizeof r);
   int rc;
-  if ((rc = c_str(&c, HDL_HANDLE_MAX, &r.handle)) < 0) return rc;
-  if (r.handle.len == 0) return PL_EINVAL;
-  if ((rc = c_u32(&c, &r.nindexes)) < 0) return rc;
-  if (r.nindexes > HDL_LIST_MAX) return PL_ELIMIT;
+  if ((rc = c_str(&c, HDL_HANDLE_MAX, &r.handle)) < 0)
+    return rc;
+  if (r.handle.len == 0)
+    return PL_EINVAL;
+  if ((rc = c_u32(&c, &r.nindexes)) < 0)
+    return rc;
+  if (r.nindexes > HDL_LIST_MAX)
+    return PL_ELIMIT;
   hdl_str idx;
-  if ((rc = c_bytes(&c, (size_t)r.nindexes * 4, &idx)) < 0) return rc;
+  if ((rc = c_bytes(&c, (size_t)r.nindexes * 4, &idx)) < 0)
+    return rc;
   r.indexes = idx.p;
-  if ((rc = c_u32(&c, &r.ntypes)) < 0) return rc;
-  if (r.ntypes > HDL_LIST_MAX) return PL_ELIMIT;
+  if ((rc = c_u32(&c, &r.ntypes)) < 0)
+    return rc;
+  if (r.ntypes > HDL_LIST_MAX)
+    return PL_ELIMIT;
   size_t types_start = c.pos;
   for (uint32_t i = 0; i < r.ntypes; i++) {
     hdl_str t;
-    if ((rc = c_str(&c, HDL_TYPE_MAX, &t)) < 0) return rc;
+    if ((rc = c_str(&c, HDL_TYPE_MAX, &t)) < 0)
+      return rc;
   }
   r.types.p = body + types_start;
   r.types.len = (uint32_t)(c.pos - types_start);
@@ -241,9 +267,11 @@ uint32_t hdl_req_index(const hdl_resolution_req *req, uint32_t i) {
 }
 
 int hdl_req_type_next(const hdl_resolution_req *req, uint32_t *pos, hdl_str *type) {
-  if (*pos >= req->types.len) return 0;
+  if (*pos >= req->types.len)
+    return 0;
   cur c = {req->types.p, req->types.len, *pos};
-  if (c_str(&c, HDL_TYPE_MAX, type) < 0) return 0; /* validated at decode */
+  if (c_str(&c, HDL_TYPE_MAX, type) < 0)
+    return 0; /* validated at decode */
   *pos = (uint32_t)c.pos;
   return 1;
 }
@@ -257,27 +285,35 @@ static int digest_len(uint8_t alg) {
   }
 }
 
-int hdl_resolution_resp_decode(const uint8_t *body, size_t len, int has_digest, hdl_resolution_resp *out) {
+int hdl_resolution_resp_decode(const uint8_t *body, size_t len, int has_digest,
+                               hdl_resolution_resp *out) {
   cur c = {body, len, 0};
   hdl_resolution_resp r;
   memset(&r, 0, sizeof r);
   int rc;
   if (has_digest) {
-    if ((rc = c_u8(&c, &r.digest_alg)) < 0) return rc;
+    if ((rc = c_u8(&c, &r.digest_alg)) < 0)
+      return rc;
     int dl = digest_len(r.digest_alg);
-    if (dl < 0) return PL_EINVAL;
-    if ((rc = c_bytes(&c, (size_t)dl, &r.digest)) < 0) return rc;
+    if (dl < 0)
+      return PL_EINVAL;
+    if ((rc = c_bytes(&c, (size_t)dl, &r.digest)) < 0)
+      return rc;
   }
-  if ((rc = c_str(&c, HDL_HANDLE_MAX, &r.handle)) < 0) return rc;
-  if ((rc = c_u32(&c, &r.nvalues)) < 0) return rc;
-  if (r.nvalues > HDL_VALUES_MAX) return PL_ELIMIT;
+  if ((rc = c_str(&c, HDL_HANDLE_MAX, &r.handle)) < 0)
+    return rc;
+  if ((rc = c_u32(&c, &r.nvalues)) < 0)
+    return rc;
+  if (r.nvalues > HDL_VALUES_MAX)
+    return PL_ELIMIT;
   r.values.p = body + c.pos;
   r.values.len = (uint32_t)(len - c.pos);
   /* Check every value now, so iteration cannot fail later. */
   uint32_t pos = 0;
   hdl_value v;
   for (uint32_t i = 0; i < r.nvalues; i++)
-    if ((rc = hdl_value_next(r.values, &pos, &v)) != 1) return rc < 0 ? rc : PL_EINVAL;
+    if ((rc = hdl_value_next(r.values, &pos, &v)) != 1)
+      return rc < 0 ? rc : PL_EINVAL;
   r.values.len = pos;
   *out = r;
   return 0;
@@ -287,19 +323,24 @@ static int value_read(cur *c, hdl_value *v) {
   int rc;
   uint32_t ttl;
   memset(v, 0, sizeof *v);
-  if ((rc = c_u32(c, &v->index)) < 0 || (rc = c_u32(c, &v->timestamp)) < 0 || (rc = c_u8(c, &v->ttl_type)) < 0 ||
-      (rc = c_u32(c, &ttl)) < 0 || (rc = c_u8(c, &v->perm)) < 0)
+  if ((rc = c_u32(c, &v->index)) < 0 || (rc = c_u32(c, &v->timestamp)) < 0 ||
+      (rc = c_u8(c, &v->ttl_type)) < 0 || (rc = c_u32(c, &ttl)) < 0 || (rc = c_u8(c, &v->perm)) < 0)
     return rc;
   v->ttl = (int32_t)ttl;
-  if ((rc = c_str(c, HDL_TYPE_MAX, &v->type)) < 0) return rc;
-  if ((rc = c_str(c, HDL_MESSAGE_MAX, &v->data)) < 0) return rc;
-  if ((rc = c_u32(c, &v->nrefs)) < 0) return rc;
-  if (v->nrefs > HDL_LIST_MAX) return PL_ELIMIT;
+  if ((rc = c_str(c, HDL_TYPE_MAX, &v->type)) < 0)
+    return rc;
+  if ((rc = c_str(c, HDL_MESSAGE_MAX, &v->data)) < 0)
+    return rc;
+  if ((rc = c_u32(c, &v->nrefs)) < 0)
+    return rc;
+  if (v->nrefs > HDL_LIST_MAX)
+    return PL_ELIMIT;
   size_t start = c->pos;
   for (uint32_t i = 0; i < v->nrefs; i++) {
     hdl_str h;
     uint32_t idx;
-    if ((rc = c_str(c, HDL_HANDLE_MAX, &h)) < 0 || (rc = c_u32(c, &idx)) < 0) return rc;
+    if ((rc = c_str(c, HDL_HANDLE_MAX, &h)) < 0 || (rc = c_u32(c, &idx)) < 0)
+      return rc;
   }
   v->refs.p = c->p + start;
   v->refs.len = (uint32_t)(c->pos - start);
@@ -307,18 +348,22 @@ static int value_read(cur *c, hdl_value *v) {
 }
 
 int hdl_value_next(hdl_str buf, uint32_t *pos, hdl_value *v) {
-  if (*pos >= buf.len) return 0;
+  if (*pos >= buf.len)
+    return 0;
   cur c = {buf.p, buf.len, *pos};
   int rc = value_read(&c, v);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   *pos = (uint32_t)c.pos;
   return 1;
 }
 
 int hdl_ref_next(const hdl_value *v, uint32_t *pos, hdl_str *handle, uint32_t *index) {
-  if (*pos >= v->refs.len) return 0;
+  if (*pos >= v->refs.len)
+    return 0;
   cur c = {v->refs.p, v->refs.len, *pos};
-  if (c_str(&c, HDL_HANDLE_MAX, handle) < 0 || c_u32(&c, index) < 0) return 0;
+  if (c_str(&c, HDL_HANDLE_MAX, handle) < 0 || c_u32(&c, index) < 0)
+    return 0;
   *pos = (uint32_t)c.pos;
   return 1;
 }
@@ -326,7 +371,8 @@ int hdl_ref_next(const hdl_value *v, uint32_t *pos, hdl_str *handle, uint32_t *i
 int hdl_value_decode(const uint8_t *p, size_t len, hdl_value *out) {
   cur c = {p, len, 0};
   int rc = value_read(&c, out);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   return c.pos == len ? 0 : PL_EINVAL;
 }
 
@@ -339,7 +385,8 @@ int hdl_value_encode(pl_buf *b, const hdl_value *v) {
   head[8] = v->ttl_type;
   wr32(head + 9, (uint32_t)v->ttl);
   head[13] = v->perm;
-  if ((rc = pl_buf_append(b, head, sizeof head)) < 0 || (rc = put_str(b, v->type.p, v->type.len)) < 0 ||
+  if ((rc = pl_buf_append(b, head, sizeof head)) < 0 ||
+      (rc = put_str(b, v->type.p, v->type.len)) < 0 ||
       (rc = put_str(b, v->data.p, v->data.len)) < 0 || (rc = put32(b, v->nrefs)) < 0 ||
       (rc = pl_buf_append(b, v->refs.p, v->refs.len)) < 0) {
     b->len = mark;
@@ -352,20 +399,24 @@ int hdl_type_matches(hdl_str filter, hdl_str type) {
   if (filter.len && filter.p[filter.len - 1] == '.') {
     /* "URL." matches "URL" and "URL.anything". */
     uint32_t base = filter.len - 1;
-    if (type.len == base) return memcmp(filter.p, type.p, base) == 0;
+    if (type.len == base)
+      return memcmp(filter.p, type.p, base) == 0;
     return type.len > base && memcmp(filter.p, type.p, filter.len) == 0;
   }
   return filter.len == type.len && memcmp(filter.p, type.p, type.len) == 0;
 }
 
 int hdl_value_matches(const hdl_resolution_req *req, const hdl_value *v) {
-  if (req->nindexes == 0 && req->ntypes == 0) return 1;
+  if (req->nindexes == 0 && req->ntypes == 0)
+    return 1;
   for (uint32_t i = 0; i < req->nindexes; i++)
-    if (hdl_req_index(req, i) == v->index) return 1;
+    if (hdl_req_index(req, i) == v->index)
+      return 1;
   uint32_t pos = 0;
   hdl_str t;
   while (hdl_req_type_next(req, &pos, &t))
-    if (hdl_type_matches(t, v->type)) return 1;
+    if (hdl_type_matches(t, v->type))
+      return 1;
   return 0;
 }
 
@@ -374,7 +425,8 @@ int hdl_value_matches(const hdl_resolution_req *req, const hdl_value *v) {
 int hdl_request_digest(const hdl_message *req, uint8_t *alg, uint8_t digest[32]) {
   int sha256 = req->env.minor >= 10;
   *alg = sha256 ? HDL_DIGEST_SHA256 : HDL_DIGEST_SHA1;
-  if (gnutls_hash_fast(sha256 ? GNUTLS_DIG_SHA256 : GNUTLS_DIG_SHA1, req->signed_part, req->signed_len, digest) != 0)
+  if (gnutls_hash_fast(sha256 ? GNUTLS_DIG_SHA256 : GNUTLS_DIG_SHA1, req->signed_part,
+                       req->signed_len, digest) != 0)
     return PL_ENOMEM;
   return sha256 ? 32 : 20;
 }
@@ -400,9 +452,11 @@ static int finish(pl_buf *b, size_t mark) {
   size_t body_start = mark + HDL_ENVELOPE_BYTES + HDL_HEADER_BYTES;
   size_t body_len = b->len - body_start;
   int rc = put32(b, 0);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   size_t msg_len = b->len - mark - HDL_ENVELOPE_BYTES;
-  if (msg_len > HDL_MESSAGE_MAX) return PL_ELIMIT;
+  if (msg_len > HDL_MESSAGE_MAX)
+    return PL_ELIMIT;
   wr32(b->data + mark + HDL_ENVELOPE_BYTES + 20, (uint32_t)body_len);
   wr32(b->data + mark + 16, (uint32_t)msg_len);
   return 0;
@@ -413,27 +467,36 @@ static int reply_begin(pl_buf *b, const hdl_reply_ctx *c, size_t *mark) {
   hdl_envelope env = {q->env.major, q->env.minor, 0, q->env.session_id, q->env.request_id, 0, 0};
   /* Flags a response echoes: the caller's keep-connection and public-only choices. */
   uint32_t echo = q->hdr.opflags & (HDL_OF_KC | HDL_OF_PO | HDL_OF_RD | HDL_OF_REC);
-  hdl_header h = {q->hdr.opcode, c->response_code, echo | c->opflags_add, q->hdr.siteinfo_serial,
-                  q->hdr.recursion_count, c->expiration, 0};
+  hdl_header h = {q->hdr.opcode,
+                  c->response_code,
+                  echo | c->opflags_add,
+                  q->hdr.siteinfo_serial,
+                  q->hdr.recursion_count,
+                  c->expiration,
+                  0};
   int rc = begin(b, &env, &h, mark);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   if (q->hdr.opflags & HDL_OF_RD) {
     uint8_t alg, d[32];
     int dl = hdl_request_digest(q, &alg, d);
-    if (dl < 0) return dl;
-    if ((rc = pl_buf_append_byte(b, alg)) < 0 || (rc = pl_buf_append(b, d, (size_t)dl)) < 0) return rc;
+    if (dl < 0)
+      return dl;
+    if ((rc = pl_buf_append_byte(b, alg)) < 0 || (rc = pl_buf_append(b, d, (size_t)dl)) < 0)
+      return rc;
   }
   return 0;
 }
 
-int hdl_encode_resolution_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str handle, uint32_t nvalues,
-                                   hdl_str values_enc) {
+int hdl_encode_resolution_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str handle,
+                                   uint32_t nvalues, hdl_str values_enc) {
   size_t mark;
   int rc;
   if ((rc = reply_begin(b, c, &mark)) < 0 || (rc = put_str(b, handle.p, handle.len)) < 0 ||
       (rc = put32(b, nvalues)) < 0 || (rc = pl_buf_append(b, values_enc.p, values_enc.len)) < 0 ||
       (rc = finish(b, mark)) < 0) {
-    if (b->len > mark) b->len = mark;
+    if (b->len > mark)
+      b->len = mark;
     return rc;
   }
   return 0;
@@ -442,9 +505,10 @@ int hdl_encode_resolution_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str ha
 int hdl_encode_error(pl_buf *b, const hdl_reply_ctx *c, const char *message) {
   size_t mark;
   int rc;
-  if ((rc = reply_begin(b, c, &mark)) < 0 || (rc = put_str(b, message, (uint32_t)strlen(message))) < 0 ||
-      (rc = finish(b, mark)) < 0) {
-    if (b->len > mark) b->len = mark;
+  if ((rc = reply_begin(b, c, &mark)) < 0 ||
+      (rc = put_str(b, message, (uint32_t)strlen(message))) < 0 || (rc = finish(b, mark)) < 0) {
+    if (b->len > mark)
+      b->len = mark;
     return rc;
   }
   return 0;
@@ -453,9 +517,10 @@ int hdl_encode_error(pl_buf *b, const hdl_reply_ctx *c, const char *message) {
 int hdl_encode_siteinfo_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str siteinfo) {
   size_t mark;
   int rc;
-  if ((rc = reply_begin(b, c, &mark)) < 0 || (rc = pl_buf_append(b, siteinfo.p, siteinfo.len)) < 0 ||
-      (rc = finish(b, mark)) < 0) {
-    if (b->len > mark) b->len = mark;
+  if ((rc = reply_begin(b, c, &mark)) < 0 ||
+      (rc = pl_buf_append(b, siteinfo.p, siteinfo.len)) < 0 || (rc = finish(b, mark)) < 0) {
+    if (b->len > mark)
+      b->len = mark;
     return rc;
   }
   return 0;
@@ -466,15 +531,22 @@ int hdl_encode_resolution_request(pl_buf *b, hdl_str handle, const hdl_request_o
   hdl_header h = {HDL_OC_RESOLUTION, 0, o->opflags, 0, o->recursion_count, 0, 0};
   size_t mark;
   int rc;
-  if (handle.len > HDL_HANDLE_MAX || o->nindexes > HDL_LIST_MAX || o->ntypes > HDL_LIST_MAX) return PL_ELIMIT;
-  if ((rc = begin(b, &env, &h, &mark)) < 0) return rc;
-  if ((rc = put_str(b, handle.p, handle.len)) < 0 || (rc = put32(b, o->nindexes)) < 0) goto fail;
+  if (handle.len > HDL_HANDLE_MAX || o->nindexes > HDL_LIST_MAX || o->ntypes > HDL_LIST_MAX)
+    return PL_ELIMIT;
+  if ((rc = begin(b, &env, &h, &mark)) < 0)
+    return rc;
+  if ((rc = put_str(b, handle.p, handle.len)) < 0 || (rc = put32(b, o->nindexes)) < 0)
+    goto fail;
   for (uint32_t i = 0; i < o->nindexes; i++)
-    if ((rc = put32(b, o->indexes[i])) < 0) goto fail;
-  if ((rc = put32(b, o->ntypes)) < 0) goto fail;
+    if ((rc = put32(b, o->indexes[i])) < 0)
+      goto fail;
+  if ((rc = put32(b, o->ntypes)) < 0)
+    goto fail;
   for (uint32_t i = 0; i < o->ntypes; i++)
-    if ((rc = put_str(b, o->types[i], (uint32_t)strlen(o->types[i]))) < 0) goto fail;
-  if ((rc = finish(b, mark)) < 0) goto fail;
+    if ((rc = put_str(b, o->types[i], (uint32_t)strlen(o->types[i]))) < 0)
+      goto fail;
+  if ((rc = finish(b, mark)) < 0)
+    goto fail;
   return 0;
 fail:
   b->len = mark;
@@ -486,7 +558,8 @@ int hdl_encode_siteinfo_request(pl_buf *b, uint32_t request_id) {
   hdl_header h = {HDL_OC_GET_SITEINFO, 0, 0, 0, 0, 0, 0};
   size_t mark;
   int rc;
-  if ((rc = begin(b, &env, &h, &mark)) < 0) return rc;
+  if ((rc = begin(b, &env, &h, &mark)) < 0)
+    return rc;
   if ((rc = finish(b, mark)) < 0) {
     b->len = mark;
     return rc;
@@ -503,7 +576,8 @@ int hdl_siteinfo_encode(pl_buf *b, const hdl_siteinfo *s) {
   wr16(head + 4, s->serial);
   head[6] = s->primary ? 0x40 : 0;
   head[7] = 0; /* hash option: by whole handle; one server, so it does not matter */
-  if ((rc = pl_buf_append(b, head, sizeof head)) < 0 || (rc = put32(b, 0)) < 0) goto fail; /* empty filter */
+  if ((rc = pl_buf_append(b, head, sizeof head)) < 0 || (rc = put32(b, 0)) < 0)
+    goto fail; /* empty filter */
   if (s->description) {
     if ((rc = put32(b, 1)) < 0 || (rc = put_str(b, "desc", 4)) < 0 ||
         (rc = put_str(b, s->description, (uint32_t)strlen(s->description))) < 0)
@@ -511,7 +585,8 @@ int hdl_siteinfo_encode(pl_buf *b, const hdl_siteinfo *s) {
   } else if ((rc = put32(b, 0)) < 0) {
     goto fail;
   }
-  if ((rc = put32(b, s->nservers)) < 0) goto fail;
+  if ((rc = put32(b, s->nservers)) < 0)
+    goto fail;
   for (uint32_t i = 0; i < s->nservers; i++) {
     const hdl_site_server *sv = &s->servers[i];
     uint32_t nif = (sv->udp_port != 0) + (sv->tcp_port != 0) + (sv->http_port != 0);
@@ -523,10 +598,12 @@ int hdl_siteinfo_encode(pl_buf *b, const hdl_siteinfo *s) {
       uint16_t port;
     } ifs[] = {{1, sv->tcp_port}, {0, sv->udp_port}, {2, sv->http_port}};
     for (size_t k = 0; k < 3; k++) {
-      if (!ifs[k].port) continue;
+      if (!ifs[k].port)
+        continue;
       uint8_t rec[6] = {2, ifs[k].proto, 0, 0, 0, 0}; /* service type 2: resolution */
       wr32(rec + 2, ifs[k].port);
-      if ((rc = pl_buf_append(b, rec, sizeof rec)) < 0) goto fail;
+      if ((rc = pl_buf_append(b, rec, sizeof rec)) < 0)
+        goto fail;
     }
   }
   return 0;
@@ -535,22 +612,28 @@ fail:
   return rc;
 }
 
-int hdl_siteinfo_decode_first(const uint8_t *p, size_t len, hdl_site_server *out, uint16_t *serial) {
+int hdl_siteinfo_decode_first(const uint8_t *p, size_t len, hdl_site_server *out,
+                              uint16_t *serial) {
   cur c = {p, len, 0};
   uint16_t version, ser;
   uint8_t major, minor, mask, hash;
   hdl_str filter, s;
   uint32_t nattr, nservers;
   int rc;
-  if ((rc = c_u16(&c, &version)) < 0 || (rc = c_u8(&c, &major)) < 0 || (rc = c_u8(&c, &minor)) < 0 ||
-      (rc = c_u16(&c, &ser)) < 0 || (rc = c_u8(&c, &mask)) < 0 || (rc = c_u8(&c, &hash)) < 0 ||
-      (rc = c_str(&c, HDL_HANDLE_MAX, &filter)) < 0 || (rc = c_u32(&c, &nattr)) < 0)
+  if ((rc = c_u16(&c, &version)) < 0 || (rc = c_u8(&c, &major)) < 0 ||
+      (rc = c_u8(&c, &minor)) < 0 || (rc = c_u16(&c, &ser)) < 0 || (rc = c_u8(&c, &mask)) < 0 ||
+      (rc = c_u8(&c, &hash)) < 0 || (rc = c_str(&c, HDL_HANDLE_MAX, &filter)) < 0 ||
+      (rc = c_u32(&c, &nattr)) < 0)
     return rc;
-  if (nattr > HDL_LIST_MAX) return PL_ELIMIT;
+  if (nattr > HDL_LIST_MAX)
+    return PL_ELIMIT;
   for (uint32_t i = 0; i < nattr; i++)
-    if ((rc = c_str(&c, 65536, &s)) < 0 || (rc = c_str(&c, 65536, &s)) < 0) return rc;
-  if ((rc = c_u32(&c, &nservers)) < 0) return rc;
-  if (nservers == 0) return PL_ENOTFOUND;
+    if ((rc = c_str(&c, 65536, &s)) < 0 || (rc = c_str(&c, 65536, &s)) < 0)
+      return rc;
+  if ((rc = c_u32(&c, &nservers)) < 0)
+    return rc;
+  if (nservers == 0)
+    return PL_ENOTFOUND;
   hdl_site_server sv;
   memset(&sv, 0, sizeof sv);
   hdl_str addr, key;
@@ -558,19 +641,26 @@ int hdl_siteinfo_decode_first(const uint8_t *p, size_t len, hdl_site_server *out
   if ((rc = c_u32(&c, &sv.server_id)) < 0 || (rc = c_bytes(&c, 16, &addr)) < 0 ||
       (rc = c_str(&c, 65536, &key)) < 0 || (rc = c_u32(&c, &nif)) < 0)
     return rc;
-  if (nif > HDL_LIST_MAX) return PL_ELIMIT;
+  if (nif > HDL_LIST_MAX)
+    return PL_ELIMIT;
   memcpy(sv.address, addr.p, 16);
   for (uint32_t i = 0; i < nif; i++) {
     uint8_t type, proto;
     uint32_t port;
-    if ((rc = c_u8(&c, &type)) < 0 || (rc = c_u8(&c, &proto)) < 0 || (rc = c_u32(&c, &port)) < 0) return rc;
-    if (port > 65535) return PL_EINVAL;
-    if (proto == 0) sv.udp_port = (uint16_t)port;
-    else if (proto == 1) sv.tcp_port = (uint16_t)port;
-    else if (proto == 2) sv.http_port = (uint16_t)port;
+    if ((rc = c_u8(&c, &type)) < 0 || (rc = c_u8(&c, &proto)) < 0 || (rc = c_u32(&c, &port)) < 0)
+      return rc;
+    if (port > 65535)
+      return PL_EINVAL;
+    if (proto == 0)
+      sv.udp_port = (uint16_t)port;
+    else if (proto == 1)
+      sv.tcp_port = (uint16_t)port;
+    else if (proto == 2)
+      sv.http_port = (uint16_t)port;
   }
   *out = sv;
-  if (serial) *serial = ser;
+  if (serial)
+    *serial = ser;
   return 0;
 }
 
@@ -593,9 +683,11 @@ int hdl_admin_decode(hdl_str data, uint16_t *perms, hdl_str *handle, uint32_t *i
   hdl_str h;
   uint32_t idx;
   int rc;
-  if ((rc = c_u16(&c, &pm)) < 0 || (rc = c_str(&c, HDL_HANDLE_MAX, &h)) < 0 || (rc = c_u32(&c, &idx)) < 0)
+  if ((rc = c_u16(&c, &pm)) < 0 || (rc = c_str(&c, HDL_HANDLE_MAX, &h)) < 0 ||
+      (rc = c_u32(&c, &idx)) < 0)
     return rc;
-  if (c.pos != c.len || h.len == 0) return PL_EINVAL;
+  if (c.pos != c.len || h.len == 0)
+    return PL_EINVAL;
   *perms = pm;
   *handle = h;
   *index = idx;
@@ -604,21 +696,27 @@ int hdl_admin_decode(hdl_str data, uint16_t *perms, hdl_str *handle, uint32_t *i
 
 /* ---- UDP chunks ---- */
 
-int hdl_udp_split(const uint8_t *msg, size_t len, pl_buf *out, uint16_t *pkt_lens, int max_packets) {
-  if (len < HDL_ENVELOPE_BYTES) return PL_EINVAL;
+int hdl_udp_split(const uint8_t *msg, size_t len, pl_buf *out, uint16_t *pkt_lens,
+                  int max_packets) {
+  if (len < HDL_ENVELOPE_BYTES)
+    return PL_EINVAL;
   if (len <= HDL_UDP_PACKET_MAX) {
-    if (max_packets < 1) return PL_ELIMIT;
+    if (max_packets < 1)
+      return PL_ELIMIT;
     int rc = pl_buf_append(out, msg, len);
-    if (rc < 0) return rc;
+    if (rc < 0)
+      return rc;
     pkt_lens[0] = (uint16_t)len;
     return 1;
   }
   size_t body = len - HDL_ENVELOPE_BYTES;
   size_t n = (body + HDL_UDP_CHUNK_BYTES - 1) / HDL_UDP_CHUNK_BYTES;
-  if (n > (size_t)max_packets) return PL_ELIMIT;
+  if (n > (size_t)max_packets)
+    return PL_ELIMIT;
   hdl_envelope env;
   int rc = hdl_envelope_decode(msg, len, HDL_MESSAGE_MAX, &env);
-  if (rc < 0) return rc;
+  if (rc < 0)
+    return rc;
   size_t mark = out->len;
   for (size_t i = 0; i < n; i++) {
     size_t off = i * HDL_UDP_CHUNK_BYTES;
@@ -652,15 +750,19 @@ void hdl_reasm_free(hdl_reasm *r) {
 int hdl_reasm_add(hdl_reasm *r, const uint8_t *pkt, size_t len) {
   hdl_envelope env;
   int rc = hdl_envelope_decode(pkt, len, r->max_msg_bytes, &env);
-  if (rc == PL_AGAIN) return PL_EINVAL; /* a datagram is whole or nothing */
-  if (rc < 0) return rc;
+  if (rc == PL_AGAIN)
+    return PL_EINVAL; /* a datagram is whole or nothing */
+  if (rc < 0)
+    return rc;
   size_t chunk_len = len - HDL_ENVELOPE_BYTES;
   if (!r->data) {
     if (!(env.flags & HDL_ENV_TC)) {
       /* An unchunked message: it must be exactly one whole message. */
-      if (chunk_len != env.msg_len || env.seq != 0) return PL_EINVAL;
+      if (chunk_len != env.msg_len || env.seq != 0)
+        return PL_EINVAL;
     }
-    if (env.msg_len < HDL_HEADER_BYTES) return PL_EINVAL;
+    if (env.msg_len < HDL_HEADER_BYTES)
+      return PL_EINVAL;
     uint32_t n = (env.msg_len + HDL_UDP_CHUNK_BYTES - 1) / HDL_UDP_CHUNK_BYTES;
     uint8_t *data = malloc(env.msg_len);
     uint8_t *seen = calloc(n, 1);
@@ -683,10 +785,12 @@ int hdl_reasm_add(hdl_reasm *r, const uint8_t *pkt, size_t len) {
   } else if (env.msg_len != r->msg_len) {
     return PL_EINVAL;
   }
-  if (env.seq >= r->nchunks) return PL_EINVAL;
+  if (env.seq >= r->nchunks)
+    return PL_EINVAL;
   size_t off = (size_t)env.seq * HDL_UDP_CHUNK_BYTES;
   size_t want = r->msg_len - off < HDL_UDP_CHUNK_BYTES ? r->msg_len - off : HDL_UDP_CHUNK_BYTES;
-  if (chunk_len != want) return PL_EINVAL;
+  if (chunk_len != want)
+    return PL_EINVAL;
   if (!r->seen[env.seq]) {
     memcpy(r->data + off, pkt + HDL_ENVELOPE_BYTES, want);
     r->seen[env.seq] = 1;
@@ -696,7 +800,8 @@ int hdl_reasm_add(hdl_reasm *r, const uint8_t *pkt, size_t len) {
 }
 
 int hdl_reasm_message(const hdl_reasm *r, hdl_message *out) {
-  if (!r->data || r->nseen != r->nchunks) return PL_AGAIN;
+  if (!r->data || r->nseen != r->nchunks)
+    return PL_AGAIN;
   return hdl_message_decode(&r->env, r->data, r->msg_len, out);
 }
 

@@ -21,13 +21,13 @@
 
 #define HDL_ENVELOPE_BYTES 20
 #define HDL_HEADER_BYTES 24
-#define HDL_UDP_CHUNK_BYTES 512     /* message bytes carried by one UDP packet */
+#define HDL_UDP_CHUNK_BYTES 512 /* message bytes carried by one UDP packet */
 #define HDL_UDP_PACKET_MAX (HDL_ENVELOPE_BYTES + HDL_UDP_CHUNK_BYTES)
-#define HDL_MESSAGE_MAX (4u << 20)  /* hard bound on any message we decode or reassemble */
-#define HDL_HANDLE_MAX 1024         /* bytes of a handle name */
-#define HDL_LIST_MAX 256            /* entries in an index or type list */
-#define HDL_VALUES_MAX 4096         /* values in one response */
-#define HDL_TYPE_MAX 256            /* bytes of a value type */
+#define HDL_MESSAGE_MAX (4u << 20) /* hard bound on any message we decode or reassemble */
+#define HDL_HANDLE_MAX 1024        /* bytes of a handle name */
+#define HDL_LIST_MAX 256           /* entries in an index or type list */
+#define HDL_VALUES_MAX 4096        /* values in one response */
+#define HDL_TYPE_MAX 256           /* bytes of a value type */
 
 /* Envelope flags (first byte of MessageFlag). */
 #define HDL_ENV_CP 0x8000u /* compressed */
@@ -132,7 +132,7 @@ typedef struct hdl_header {
 typedef struct hdl_message {
   hdl_envelope env;
   hdl_header hdr;
-  const uint8_t *body; /* hdr.body_len bytes */
+  const uint8_t *body;       /* hdr.body_len bytes */
   const uint8_t *credential; /* cred_len bytes after the 4-byte length; NULL when empty */
   uint32_t cred_len;
   const uint8_t *signed_part; /* header and body, what a request digest covers */
@@ -146,7 +146,7 @@ typedef struct hdl_value {
   uint32_t timestamp; /* seconds since the epoch */
   uint8_t ttl_type;   /* 0: relative seconds, 1: absolute time */
   int32_t ttl;
-  uint8_t perm;       /* HDL_PERM_* */
+  uint8_t perm; /* HDL_PERM_* */
   hdl_str type;
   hdl_str data;
   uint32_t nrefs;
@@ -195,7 +195,8 @@ uint32_t hdl_req_index(const hdl_resolution_req *req, uint32_t i);
 /* Iterates the type list: *pos starts at 0; returns 1 and fills *type while there are more. */
 int hdl_req_type_next(const hdl_resolution_req *req, uint32_t *pos, hdl_str *type);
 
-int hdl_resolution_resp_decode(const uint8_t *body, size_t len, int has_digest, hdl_resolution_resp *out);
+int hdl_resolution_resp_decode(const uint8_t *body, size_t len, int has_digest,
+                               hdl_resolution_resp *out);
 /* Iterates encoded values (count n in buf): *pos starts at 0. Returns 1 with *v, 0 at the
  * end, or PL_EINVAL when malformed. */
 int hdl_value_next(hdl_str buf, uint32_t *pos, hdl_value *v);
@@ -220,7 +221,7 @@ int hdl_type_matches(hdl_str filter, hdl_str type);
 typedef struct hdl_reply_ctx {
   const hdl_message *req; /* the request answered (version, ids, flags, digest) */
   uint32_t response_code;
-  uint32_t opflags_add;   /* e.g. HDL_OF_AT */
+  uint32_t opflags_add; /* e.g. HDL_OF_AT */
   uint32_t expiration;
 } hdl_reply_ctx;
 
@@ -231,8 +232,8 @@ int hdl_request_digest(const hdl_message *req, uint8_t *alg, uint8_t digest[32])
 
 /* A resolution response: digest (when the request set RD), the handle, and the values
  * already encoded in values_enc (nvalues of them). */
-int hdl_encode_resolution_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str handle, uint32_t nvalues,
-                                   hdl_str values_enc);
+int hdl_encode_resolution_response(pl_buf *b, const hdl_reply_ctx *c, hdl_str handle,
+                                   uint32_t nvalues, hdl_str values_enc);
 /* An error response: digest when RD, then the message text. */
 int hdl_encode_error(pl_buf *b, const hdl_reply_ctx *c, const char *message);
 /* A GET_SITEINFO response: digest when RD, then the site information (hdl_siteinfo_encode). */
@@ -262,7 +263,7 @@ typedef struct hdl_site_server {
 
 typedef struct hdl_siteinfo {
   uint16_t serial;
-  int primary; /* the PS bit */
+  int primary;             /* the PS bit */
   const char *description; /* attribute "desc", or NULL */
   uint32_t nservers;
   const hdl_site_server *servers;

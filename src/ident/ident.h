@@ -21,11 +21,11 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define IDENT_PREFIX_MAX 127       /* bytes of a prefix */
-#define IDENT_HANDLE_MAX 1024      /* bytes of a whole handle */
-#define IDENT_VALUES_MAX 1000      /* values of one identifier */
-#define IDENT_DATA_MAX 65536       /* bytes of one value's data */
-#define IDENT_BULK_MAX 1000000     /* rows of one bulk registration */
+#define IDENT_PREFIX_MAX 127   /* bytes of a prefix */
+#define IDENT_HANDLE_MAX 1024  /* bytes of a whole handle */
+#define IDENT_VALUES_MAX 1000  /* values of one identifier */
+#define IDENT_DATA_MAX 65536   /* bytes of one value's data */
+#define IDENT_BULK_MAX 1000000 /* rows of one bulk registration */
 #define IDENT_TTL_DEFAULT 86400
 
 /* The engine (cache, counters, background jobs); see "resolution" below. */
@@ -53,7 +53,8 @@ int64_t ident_day(int64_t ms);
  * types, data sizes and the reserved types' syntax (HS_ADMIN, URL, EMAIL, HS_ALIAS, HS_SITE,
  * HS_SERV, HS_VLIST, HS_PUBKEY, HS_SECKEY, HS_NA_DELEGATE, GS1). Timestamps are set to now_s.
  * PL_EINVAL with a message naming the value. */
-int ident_values_from_json(const json_t *values, uint32_t now_s, pl_buf *out, uint32_t *nvalues, pl_err *err);
+int ident_values_from_json(const json_t *values, uint32_t now_s, pl_buf *out, uint32_t *nvalues,
+                           pl_err *err);
 /* One value as Handle.net REST JSON (new reference; NULL on out of memory). */
 json_t *ident_value_to_json(const hdl_value *v);
 
@@ -105,7 +106,8 @@ typedef struct ident_bulk_report {
   int64_t rows, accepted, rejected;
   json_t *errors; /* [{"row": n, "handle": "...", "error": "..."}], at most 1000 kept */
 } ident_bulk_report;
-int ident_bulk_begin(ident_ctx *c, int64_t tenant_id, const char *template_name, ident_bulk **out, pl_err *err);
+int ident_bulk_begin(ident_ctx *c, int64_t tenant_id, const char *template_name, ident_bulk **out,
+                     pl_err *err);
 /* 0 accepted, PL_EINVAL/PL_EPERM/PL_EEXIST/PL_ENOTFOUND rejected (recorded), other codes are
  * failures that abort the bulk (then call ident_bulk_abort). */
 int ident_bulk_add_json(ident_bulk *b, const json_t *row);
@@ -138,8 +140,8 @@ typedef struct ident_bulk_job_opts {
   const char *template_name; /* NULL or "" for none */
   int format;                /* IDENT_BULK_* */
 } ident_bulk_job_opts;
-int ident_bulk_submit(ident *id, const ident_bulk_job_opts *o, uint8_t *body, size_t len, int64_t *job_id,
-                      pl_err *err);
+int ident_bulk_submit(ident *id, const ident_bulk_job_opts *o, uint8_t *body, size_t len,
+                      int64_t *job_id, pl_err *err);
 /* The job's state as JSON {"id", "state": "running"|"done"|"failed", "rows", "accepted",
  * "rejected", "bytes_done", "bytes_total", "seconds", "errors" (when done), "message" (when
  * failed)}; NULL when tenant_id has no such job. A new reference. */
@@ -148,12 +150,12 @@ json_t *ident_bulk_job_json(ident *id, int64_t tenant_id, int64_t job_id);
 /* ---- resolution ---- */
 
 typedef struct ident_opts {
-  const char *parents;   /* "HOST:PORT,HOST:PORT" asked in order for prefixes not held */
-  int cache_max;         /* entries of the resolution cache (0 disables it) */
+  const char *parents; /* "HOST:PORT,HOST:PORT" asked in order for prefixes not held */
+  int cache_max;       /* entries of the resolution cache (0 disables it) */
   int64_t cache_ttl_max_ns;
   int64_t negative_ttl_ns;
-  int recursion_max;     /* the recursion count past which requests are refused */
-  int64_t timeout_ns;    /* per upstream query */
+  int recursion_max;          /* the recursion count past which requests are refused */
+  int64_t timeout_ns;         /* per upstream query */
   const char *gs1_dictionary; /* syntax dictionary file; NULL or "": the built-in one */
   const char *site_address;   /* address announced by GET_SITEINFO; NULL or "": the listener's */
 } ident_opts;
@@ -185,13 +187,13 @@ typedef struct ident_query {
 } ident_query;
 
 typedef struct ident_result {
-  uint32_t rc;        /* HDL_RC_SUCCESS, _HANDLE_NOT_FOUND, _VALUE_NOT_FOUND, _SERVER_NOT_RESP, ... */
+  uint32_t rc; /* HDL_RC_SUCCESS, _HANDLE_NOT_FOUND, _VALUE_NOT_FOUND, _SERVER_NOT_RESP, ... */
   uint32_t nvalues;
-  pl_buf values;      /* encoded, filtered value list (caller frees with ident_result_free) */
-  int64_t tenant_id;  /* owner when local */
-  int64_t ttl_s;      /* for caching by our callers (HTTP Cache-Control) */
-  char source[96];    /* "local", "cache", or "HOST:PORT" of the node that answered */
-  char message[160];  /* for errors */
+  pl_buf values;     /* encoded, filtered value list (caller frees with ident_result_free) */
+  int64_t tenant_id; /* owner when local */
+  int64_t ttl_s;     /* for caching by our callers (HTTP Cache-Control) */
+  char source[96];   /* "local", "cache", or "HOST:PORT" of the node that answered */
+  char message[160]; /* for errors */
 } ident_result;
 void ident_result_init(ident_result *r);
 void ident_result_free(ident_result *r);
@@ -218,7 +220,8 @@ void ident_cache_stats(ident *id, int64_t *entries, int64_t *hits, int64_t *miss
 int ident_client_resolve(const char *hostport, int tcp, hdl_str handle, const hdl_request_opts *o,
                          int64_t timeout_ns, ident_result *res, pl_err *err);
 /* GET_SITEINFO: the site information bytes into out. */
-int ident_client_siteinfo(const char *hostport, int tcp, int64_t timeout_ns, pl_buf *out, pl_err *err);
+int ident_client_siteinfo(const char *hostport, int tcp, int64_t timeout_ns, pl_buf *out,
+                          pl_err *err);
 
 /* ---- the Handle protocol server ---- */
 
@@ -227,8 +230,8 @@ typedef struct ident_server ident_server;
  * owns both sockets, its TCP connections, a store connection of its own (opened on db_path)
  * and a small pool of resolver threads for recursive queries (whose answers come back to the
  * server thread through a queue and an eventfd). http_port is announced in GET_SITEINFO. */
-int ident_server_start(ident *id, const char *db_path, const char *listen, int http_port, ident_server **out,
-                       pl_err *err);
+int ident_server_start(ident *id, const char *db_path, const char *listen, int http_port,
+                       ident_server **out, pl_err *err);
 int ident_server_port(const ident_server *s);
 /* Stops the thread (it flushes the statistics first) and frees. NULL is a no-op. */
 void ident_server_stop(ident_server *s);

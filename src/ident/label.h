@@ -21,8 +21,8 @@ int label_qr_png(const char *text, int scale, pl_buf *out, pl_err *err);
 int label_png_gray(const uint8_t *pixels, uint32_t width, uint32_t height, pl_buf *out);
 
 typedef struct label_item {
-  const char *text;    /* what the code encodes (a URI) */
-  const char *caption; /* printed under it (the identifier), may be NULL */
+  const char *text;     /* what the code encodes (a URI) */
+  const char *caption;  /* printed under it (the identifier), may be NULL */
   const char *caption2; /* a second line (GS1 element string), may be NULL */
 } label_item;
 
@@ -30,6 +30,7 @@ typedef struct label_item {
  * sequence in one SVG, or an HTML page that prints with CSS page breaks. Captions are
  * escaped. */
 int label_sheet_svg(const label_item *items, size_t n, int columns, pl_buf *out, pl_err *err);
-int label_sheet_html(const label_item *items, size_t n, int columns, const char *title, pl_buf *out, pl_err *err);
+int label_sheet_html(const label_item *items, size_t n, int columns, const char *title, pl_buf *out,
+                     pl_err *err);
 
 #endif

@@ -136,14 +136,19 @@ static int answer(ident_server *s, store *db, const hdl_message *m, int blocking
     pl_buf_init(&site, 0);
     int rc = hdl_siteinfo_encode(&site, &si);
     c.opflags_add = HDL_OF_AT;
-    if (rc == 0) rc = hdl_encode_siteinfo_response(out, &c, (hdl_str){site.data, (uint32_t)site.len});
+    if (rc == 0)
+      rc = hdl_encode_siteinfo_response(out, &c, (hdl_str){site.data, (uint32_t)site.len});
     pl_buf_free(&site);
     return rc < 0 ? PL_ENOMEM : 1;
   }
   if (m->hdr.opcode != HDL_OC_RESOLUTION) {
     c.response_code = HDL_RC_OPERATION_DENIED;
-    return hdl_encode_error(out, &c, "this node serves resolution and site information only; use the REST API to "
-                                     "register identifiers") < 0 ? PL_ENOMEM : 1;
+    return hdl_encode_error(
+               out, &c,
+               "this node serves resolution and site information only; use the REST API to "
+               "register identifiers") < 0
+               ? PL_ENOMEM
+               : 1;
   }
   hdl_resolution_req req;
   int rc = hdl_resolution_req_decode(m->body, m->hdr.body_len, &req);
@@ -157,11 +162,20 @@ static int answer(ident_server *s, store *db, const hdl_message *m, int blocking
   }
   uint32_t indexes[HDL_LIST_MAX];
   hdl_str types[HDL_LIST_MAX];
-  for (uint32_t i = 0; i < req.nindexes; i++) indexes[i] = hdl_req_index(&req, i);
+  for (uint32_t i = 0; i < req.nindexes; i++)
+    indexes[i] = hdl_req_index(&req, i);
   uint32_t pos = 0, nt = 0;
-  while (nt < req.ntypes && hdl_req_type_next(&req, &pos, &types[nt])) nt++;
-  ident_query q = {req.handle, indexes, req.nindexes, types, nt, (m->hdr.opflags & HDL_OF_PO) != 0, 0,
-                   m->hdr.recursion_count, !(m->hdr.opflags & HDL_OF_REC)};
+  while (nt < req.ntypes && hdl_req_type_next(&req, &pos, &types[nt]))
+    nt++;
+  ident_query q = {req.handle,
+                   indexes,
+                   req.nindexes,
+                   types,
+                   nt,
+                   (m->hdr.opflags & HDL_OF_PO) != 0,
+                   0,
+                   m->hdr.recursion_count,
+                   !(m->hdr.opflags & HDL_OF_REC)};
   ident_result res;
   ident_result_init(&res);
   if (blocking) {
@@ -178,8 +192,10 @@ static int answer(ident_server *s, store *db, const hdl_message *m, int blocking
     rc = hdl_encode_error(out, &c, "internal error; the server log has the details");
   } else if (res.rc == HDL_RC_SUCCESS) {
     c.opflags_add = strcmp(res.source, "local") == 0 ? HDL_OF_AT : 0;
-    rc = hdl_encode_resolution_response(out, &c, req.handle, res.nvalues,
-                                        (hdl_str){res.values.data ? res.values.data : (const uint8_t *)"", (uint32_t)res.values.len});
+    rc = hdl_encode_resolution_response(
+        out, &c, req.handle, res.nvalues,
+        (hdl_str){res.values.data ? res.values.data : (const uint8_t *)"",
+                  (uint32_t)res.values.len});
   } else {
     c.response_code = res.rc;
     rc = hdl_encode_error(out, &c, res.message[0] ? res.message : hdl_rc_name(res.rc));
@@ -190,9 +206,11 @@ static int answer(ident_server *s, store *db, const hdl_message *m, int blocking
 
 /* Answers raw request bytes; a request that cannot be decoded gets a protocol error when its
  * envelope is readable, else nothing (returns 0 with out empty). */
-static int answer_bytes(ident_server *s, store *db, const uint8_t *p, size_t len, int blocking, pl_buf *out) {
+static int answer_bytes(ident_server *s, store *db, const uint8_t *p, size_t len, int blocking,
+                        pl_buf *out) {
   hdl_envelope env;
-  if (hdl_envelope_decode(p, len, REQ_MSG_MAX, &env) < 0) return -1;
+  if (hdl_envelope_decode(p, len, REQ_MSG_MAX, &env) < 0)
+    return -1;
   hdl_message m;
   int rc = hdl_message_decode(&env, p + HDL_ENVELOPE_BYTES, len - HDL_ENVELOPE_BYTES, &m);
   if (rc < 0 || env.msg_len != len - HDL_ENVELOPE_BYTES) {
@@ -216,14 +234,18 @@ static void *resolver_main(void *arg) {
     store_ident_tune(db, 16 << 20, (int64_t)1 << 30);
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!s->quit && !s->jobs_head) pthread_cond_wait(&s->cv, &s->mu);
-    if (s->quit) break;
+    while (!s->quit && !s->jobs_head)
+      pthread_cond_wait(&s->cv, &s->mu);
+    if (s->quit)
+      break;
     job *j = s->jobs_head;
     s->jobs_head = j->next;
-    if (!s->jobs_head) s->jobs_tail = NULL;
+    if (!s->jobs_head)
+      s->jobs_tail = NULL;
     s->njobs--;
     pthread_mutex_unlock(&s->mu);
-    if (db) answer_bytes(s, db, j->msg, j->len, 1, &j->reply);
+    if (db)
+      answer_bytes(s, db, j->msg, j->len, 1, &j->reply);
     pthread_mutex_lock(&s->mu);
     j->next = s->done_head;
     s->done_head = j;
@@ -237,7 +259,8 @@ static void *resolver_main(void *arg) {
 }
 
 static void job_free(job *j) {
-  if (!j) return;
+  if (!j)
+    return;
   free(j->msg);
   pl_buf_free(&j->reply);
   free(j);
@@ -254,7 +277,8 @@ static int enqueue(ident_server *s, const uint8_t *msg, size_t len, int tcp, uin
   j->len = len;
   j->tcp = tcp;
   j->conn_id = conn_id;
-  if (addr) memcpy(&j->addr, addr, addrlen);
+  if (addr)
+    memcpy(&j->addr, addr, addrlen);
   j->addrlen = addrlen;
   pl_buf_init(&j->reply, HDL_MESSAGE_MAX + HDL_ENVELOPE_BYTES);
   pthread_mutex_lock(&s->mu);
@@ -263,8 +287,10 @@ static int enqueue(ident_server *s, const uint8_t *msg, size_t len, int tcp, uin
     job_free(j);
     return PL_EBUSY;
   }
-  if (s->jobs_tail) s->jobs_tail->next = j;
-  else s->jobs_head = j;
+  if (s->jobs_tail)
+    s->jobs_tail->next = j;
+  else
+    s->jobs_head = j;
   s->jobs_tail = j;
   s->njobs++;
   pthread_cond_signal(&s->cv);
@@ -300,8 +326,8 @@ static void udp_flush(ident_server *s) {
 }
 
 /* Queues a reply (split into chunks when over 512 message bytes) for addr. */
-static void udp_send(ident_server *s, const uint8_t *msg, size_t len, const struct sockaddr_storage *addr,
-                     socklen_t addrlen) {
+static void udp_send(ident_server *s, const uint8_t *msg, size_t len,
+                     const struct sockaddr_storage *addr, socklen_t addrlen) {
   uint16_t lens[1024];
   pl_buf_reset(&s->pkts);
   int n = hdl_udp_split(msg, len, &s->pkts, lens, 1024);
@@ -311,10 +337,12 @@ static void udp_send(ident_server *s, const uint8_t *msg, size_t len, const stru
   }
   size_t off = 0;
   for (int i = 0; i < n; i++) {
-    if (s->nsend == SENDQ_MAX) udp_flush(s);
+    if (s->nsend == SENDQ_MAX)
+      udp_flush(s);
     pending *p = &s->sendq[s->nsend];
     p->off = s->sendbuf.len;
-    if (pl_buf_append(&s->sendbuf, s->pkts.data + off, lens[i]) < 0) return;
+    if (pl_buf_append(&s->sendbuf, s->pkts.data + off, lens[i]) < 0)
+      return;
     p->len = lens[i];
     memcpy(&p->addr, addr, addrlen);
     p->addrlen = addrlen;
@@ -346,10 +374,11 @@ static void reasm_sweep(ident_server *s, int64_t now) {
 }
 
 /* One datagram: a whole request, or a chunk of one. Writes the reply, or queues the job. */
-static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const struct sockaddr_storage *addr,
-                         socklen_t addrlen, pl_buf *out) {
+static void udp_datagram(ident_server *s, const uint8_t *p, size_t len,
+                         const struct sockaddr_storage *addr, socklen_t addrlen, pl_buf *out) {
   hdl_envelope env;
-  if (hdl_envelope_decode(p, len, REQ_MSG_MAX, &env) < 0) return;
+  if (hdl_envelope_decode(p, len, REQ_MSG_MAX, &env) < 0)
+    return;
   const uint8_t *msg = p;
   size_t msg_len = len;
   reasm_entry *e = NULL;
@@ -362,8 +391,10 @@ static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const st
     kl = addrlen + 4;
     e = pl_map_get(s->reasm, key, kl);
     if (!e) {
-      if (pl_map_count(s->reasm) >= REASM_MAX) reasm_sweep(s, pl_mono_ns());
-      if (pl_map_count(s->reasm) >= REASM_MAX || !(e = calloc(1, sizeof *e))) return;
+      if (pl_map_count(s->reasm) >= REASM_MAX)
+        reasm_sweep(s, pl_mono_ns());
+      if (pl_map_count(s->reasm) >= REASM_MAX || !(e = calloc(1, sizeof *e)))
+        return;
       hdl_reasm_init(&e->r, REQ_MSG_MAX);
       e->started_ns = pl_mono_ns();
       if (pl_map_put(s->reasm, key, kl, e, NULL) < 0) {
@@ -372,7 +403,8 @@ static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const st
       }
     }
     int rc = hdl_reasm_add(&e->r, p, len);
-    if (rc == 0) return;
+    if (rc == 0)
+      return;
     if (rc == 1 && (whole = malloc(HDL_ENVELOPE_BYTES + e->r.msg_len))) {
       hdl_envelope_encode(&e->r.env, whole);
       memcpy(whole + HDL_ENVELOPE_BYTES, e->r.data, e->r.msg_len);
@@ -382,7 +414,8 @@ static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const st
     pl_map_del(s->reasm, key, kl);
     hdl_reasm_free(&e->r);
     free(e);
-    if (rc != 1 || !whole) return;
+    if (rc != 1 || !whole)
+      return;
   }
   pl_buf_reset(out);
   int rc = answer_bytes(s, s->db, msg, msg_len, 0, out);
@@ -392,7 +425,8 @@ static void udp_datagram(ident_server *s, const uint8_t *p, size_t len, const st
       if (hdl_frame_decode(msg, msg_len, REQ_MSG_MAX, &m) > 0) {
         hdl_reply_ctx c = {&m, HDL_RC_SERVER_BUSY, 0, 0};
         pl_buf_reset(out);
-        if (hdl_encode_error(out, &c, "server too busy") == 0) udp_send(s, out->data, out->len, addr, addrlen);
+        if (hdl_encode_error(out, &c, "server too busy") == 0)
+          udp_send(s, out->data, out->len, addr, addrlen);
       }
     }
   } else if (rc > 0 && out->len) {
@@ -420,12 +454,15 @@ static void udp_readable(ident_server *s) {
       mm[i].msg_hdr.msg_iovlen = 1;
     }
     int n = recvmmsg(s->udp_fd, mm, BATCH, MSG_DONTWAIT, NULL);
-    if (n <= 0) break;
+    if (n <= 0)
+      break;
     for (int i = 0; i < n; i++)
       if (!(mm[i].msg_hdr.msg_flags & MSG_TRUNC))
-        udp_datagram(s, bufs + (size_t)i * PKT, mm[i].msg_len, &addrs[i], mm[i].msg_hdr.msg_namelen, &out);
+        udp_datagram(s, bufs + (size_t)i * PKT, mm[i].msg_len, &addrs[i], mm[i].msg_hdr.msg_namelen,
+                     &out);
     udp_flush(s);
-    if (n < BATCH) break;
+    if (n < BATCH)
+      break;
   }
   pl_buf_free(&out);
 }
@@ -434,13 +471,15 @@ static void udp_readable(ident_server *s) {
 
 static conn *conn_by_id(ident_server *s, uint64_t id) {
   for (int i = 0; i < CONN_MAX; i++)
-    if (s->conns[i] && s->conns[i]->id == id) return s->conns[i];
+    if (s->conns[i] && s->conns[i]->id == id)
+      return s->conns[i];
   return NULL;
 }
 
 static void conn_close(ident_server *s, int slot) {
   conn *c = s->conns[slot];
-  if (!c) return;
+  if (!c)
+    return;
   epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   pl_buf_free(&c->in);
@@ -457,7 +496,8 @@ static void conn_flush(ident_server *s, int slot) {
       c->out_off += (size_t)w;
       continue;
     }
-    if (w < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    if (w < 0 && (errno == EAGAIN || errno == EINTR))
+      break;
     conn_close(s, slot);
     return;
   }
@@ -465,18 +505,22 @@ static void conn_flush(ident_server *s, int slot) {
     pl_buf_reset(&c->out);
     c->out_off = 0;
   }
-  struct epoll_event ev = {EPOLLIN | (c->out.len ? EPOLLOUT : 0), {.u64 = (uint64_t)(TAG_CONN_BASE + slot)}};
+  struct epoll_event ev = {EPOLLIN | (c->out.len ? EPOLLOUT : 0),
+                           {.u64 = (uint64_t)(TAG_CONN_BASE + slot)}};
   epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-  if (c->closing && c->out.len == 0) conn_close(s, slot);
+  if (c->closing && c->out.len == 0)
+    conn_close(s, slot);
 }
 
 static void tcp_accept(ident_server *s) {
   for (;;) {
     int fd = accept4(s->tcp_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0)
+      return;
     int slot = -1;
     for (int i = 0; i < CONN_MAX && slot < 0; i++)
-      if (!s->conns[i]) slot = i;
+      if (!s->conns[i])
+        slot = i;
     conn *c = slot >= 0 ? calloc(1, sizeof *c) : NULL;
     if (!c) {
       close(fd);
@@ -489,7 +533,8 @@ static void tcp_accept(ident_server *s) {
     pl_buf_init(&c->out, CONN_OUT_MAX);
     s->conns[slot] = c;
     struct epoll_event ev = {EPOLLIN, {.u64 = (uint64_t)(TAG_CONN_BASE + slot)}};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) conn_close(s, slot);
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+      conn_close(s, slot);
   }
 }
 
@@ -510,7 +555,8 @@ static void conn_readable(ident_server *s, int slot) {
       for (;;) {
         hdl_message m;
         int n = hdl_frame_decode(c->in.data + off, c->in.len - off, REQ_MSG_MAX, &m);
-        if (n == PL_AGAIN) break;
+        if (n == PL_AGAIN)
+          break;
         if (n < 0) {
           c->closing = 1;
           off = c->in.len;
@@ -522,18 +568,22 @@ static void conn_readable(ident_server *s, int slot) {
           hdl_reply_ctx rc2 = {&m, HDL_RC_SERVER_BUSY, 0, 0};
           hdl_encode_error(&c->out, &rc2, "server too busy");
         }
-        if (rc < 0) c->out.len = before;
+        if (rc < 0)
+          c->out.len = before;
         off += (size_t)n;
       }
       if (off) {
         memmove(c->in.data, c->in.data + off, c->in.len - off);
         c->in.len -= off;
       }
-      if (c->in.len == c->in.max_bytes) c->closing = 1;
+      if (c->in.len == c->in.max_bytes)
+        c->closing = 1;
       continue;
     }
-    if (r == 0) c->closing = 1;
-    else if (errno != EAGAIN && errno != EINTR) c->closing = 1;
+    if (r == 0)
+      c->closing = 1;
+    else if (errno != EAGAIN && errno != EINTR)
+      c->closing = 1;
     break;
   }
   conn_flush(s, slot);
@@ -560,7 +610,8 @@ static void completions(ident_server *s) {
         conn *c = conn_by_id(s, j->conn_id);
         if (c && pl_buf_append(&c->out, j->reply.data, j->reply.len) == 0) {
           for (int i = 0; i < CONN_MAX; i++)
-            if (s->conns[i] == c) conn_flush(s, i);
+            if (s->conns[i] == c)
+              conn_flush(s, i);
         }
       }
     }
@@ -578,22 +629,30 @@ static void *server_main(void *arg) {
     int n = epoll_wait(s->epfd, evs, 64, 1000);
     for (int i = 0; i < n; i++) {
       uint64_t tag = evs[i].data.u64;
-      if (tag == TAG_UDP) udp_readable(s);
-      else if (tag == TAG_LISTEN) tcp_accept(s);
-      else if (tag == TAG_WAKE) completions(s);
+      if (tag == TAG_UDP)
+        udp_readable(s);
+      else if (tag == TAG_LISTEN)
+        tcp_accept(s);
+      else if (tag == TAG_WAKE)
+        completions(s);
       else {
         int slot = (int)(tag - TAG_CONN_BASE);
-        if (slot < 0 || slot >= CONN_MAX || !s->conns[slot]) continue;
-        if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN)) conn_close(s, slot);
-        else if (evs[i].events & EPOLLIN) conn_readable(s, slot);
-        else if (evs[i].events & EPOLLOUT) conn_flush(s, slot);
+        if (slot < 0 || slot >= CONN_MAX || !s->conns[slot])
+          continue;
+        if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN))
+          conn_close(s, slot);
+        else if (evs[i].events & EPOLLIN)
+          conn_readable(s, slot);
+        else if (evs[i].events & EPOLLOUT)
+          conn_flush(s, slot);
       }
     }
     int64_t now = pl_mono_ns();
     if (now - last_sweep > 1000000000LL) {
       last_sweep = now;
       for (int i = 0; i < CONN_MAX; i++)
-        if (s->conns[i] && now - s->conns[i]->last_ns > CONN_IDLE_NS) conn_close(s, i);
+        if (s->conns[i] && now - s->conns[i]->last_ns > CONN_IDLE_NS)
+          conn_close(s, i);
       reasm_sweep(s, now);
     }
     if (now - last_flush > STATS_FLUSH_NS) {
@@ -611,7 +670,8 @@ static void server_free(ident_server *s) {
     s->quit = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nresolvers; i++) pthread_join(s->resolvers[i], NULL);
+    for (int i = 0; i < s->nresolvers; i++)
+      pthread_join(s->resolvers[i], NULL);
   }
   while (s->jobs_head) {
     job *j = s->jobs_head;
@@ -623,7 +683,8 @@ static void server_free(ident_server *s) {
     s->done_head = j->next;
     job_free(j);
   }
-  for (int i = 0; i < CONN_MAX; i++) conn_close(s, i);
+  for (int i = 0; i < CONN_MAX; i++)
+    conn_close(s, i);
   if (s->reasm) {
     size_t it = 0;
     const void *k;
@@ -635,10 +696,14 @@ static void server_free(ident_server *s) {
     }
     pl_map_free(s->reasm);
   }
-  if (s->udp_fd >= 0) close(s->udp_fd);
-  if (s->tcp_fd >= 0) close(s->tcp_fd);
-  if (s->wake_fd >= 0) close(s->wake_fd);
-  if (s->epfd >= 0) close(s->epfd);
+  if (s->udp_fd >= 0)
+    close(s->udp_fd);
+  if (s->tcp_fd >= 0)
+    close(s->tcp_fd);
+  if (s->wake_fd >= 0)
+    close(s->wake_fd);
+  if (s->epfd >= 0)
+    close(s->epfd);
   store_close(s->db);
   pl_buf_free(&s->pkts);
   pl_buf_free(&s->sendbuf);
@@ -648,10 +713,11 @@ static void server_free(ident_server *s) {
   free(s);
 }
 
-int ident_server_start(ident *id, const char *db_path, const char *listen, int http_port, ident_server **out,
-                       pl_err *err) {
+int ident_server_start(ident *id, const char *db_path, const char *listen, int http_port,
+                       ident_server **out, pl_err *err) {
   ident_server *s = calloc(1, sizeof *s);
-  if (!s) return pl_err_set(err, PL_ENOMEM, "out of memory");
+  if (!s)
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
   s->id = id;
   s->udp_fd = s->tcp_fd = s->wake_fd = s->epfd = -1;
   s->http_port = http_port;
@@ -663,10 +729,12 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
   int rc = 0;
   s->reasm = pl_map_new();
   s->rbufs = malloc((size_t)BATCH * RBUF_BYTES);
-  if (!s->reasm || !s->rbufs) rc = pl_err_set(err, PL_ENOMEM, "out of memory");
+  if (!s->reasm || !s->rbufs)
+    rc = pl_err_set(err, PL_ENOMEM, "out of memory");
   if (rc == 0) {
     s->tcp_fd = pl_net_listen(listen, SOCK_STREAM, 1024, err);
-    if (s->tcp_fd < 0) rc = s->tcp_fd;
+    if (s->tcp_fd < 0)
+      rc = s->tcp_fd;
   }
   if (rc == 0) {
     s->port = pl_net_local_port(s->tcp_fd);
@@ -676,14 +744,17 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
     pl_net_split(listen, host, sizeof host, &port);
     snprintf(hp, sizeof hp, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, s->port);
     s->udp_fd = pl_net_listen(hp, SOCK_DGRAM, 0, err);
-    if (s->udp_fd < 0) rc = s->udp_fd;
+    if (s->udp_fd < 0)
+      rc = s->udp_fd;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (rc == 0 && ident_site_address(id, s->address) == 0) {
       /* configured: announced as it is */
     } else if (rc == 0 && getsockname(s->tcp_fd, (struct sockaddr *)&ss, &sl) == 0) {
-      if (ss.ss_family == AF_INET6) memcpy(s->address, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-      else memcpy(s->address + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+      if (ss.ss_family == AF_INET6)
+        memcpy(s->address, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+      else
+        memcpy(s->address + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
     }
     int big = 4 << 20;
     if (rc == 0) {
@@ -704,28 +775,35 @@ int ident_server_start(ident *id, const char *db_path, const char *listen, int h
     hdl_siteinfo si = {1, 1, "Plateau identifier resolution node", 1, &sv};
     pl_buf site;
     pl_buf_init(&site, 0);
-    if (hdl_siteinfo_encode(&site, &si) == 0) ident_set_siteinfo(id, site.data, site.len);
+    if (hdl_siteinfo_encode(&site, &si) == 0)
+      ident_set_siteinfo(id, site.data, site.len);
     pl_buf_free(&site);
   }
   if (rc == 0) {
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->wake_fd < 0 || s->epfd < 0) rc = pl_err_set(err, PL_EIO, "epoll/eventfd: %s", strerror(errno));
+    if (s->wake_fd < 0 || s->epfd < 0)
+      rc = pl_err_set(err, PL_EIO, "epoll/eventfd: %s", strerror(errno));
   }
   if (rc == 0) {
     struct epoll_event e1 = {EPOLLIN, {.u64 = TAG_UDP}}, e2 = {EPOLLIN, {.u64 = TAG_LISTEN}},
                        e3 = {EPOLLIN, {.u64 = TAG_WAKE}};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->udp_fd, &e1) < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tcp_fd, &e2) < 0 ||
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->udp_fd, &e1) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->tcp_fd, &e2) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &e3) < 0)
       rc = pl_err_set(err, PL_EIO, "epoll_ctl: %s", strerror(errno));
   }
   for (int i = 0; rc == 0 && i < RESOLVERS; i++) {
-    if (pthread_create(&s->resolvers[i], NULL, resolver_main, s) != 0) rc = pl_err_set(err, PL_EIO, "cannot start threads");
-    else s->nresolvers++;
+    if (pthread_create(&s->resolvers[i], NULL, resolver_main, s) != 0)
+      rc = pl_err_set(err, PL_EIO, "cannot start threads");
+    else
+      s->nresolvers++;
   }
   if (rc == 0) {
-    if (pthread_create(&s->thread, NULL, server_main, s) != 0) rc = pl_err_set(err, PL_EIO, "cannot start the thread");
-    else s->started = 1;
+    if (pthread_create(&s->thread, NULL, server_main, s) != 0)
+      rc = pl_err_set(err, PL_EIO, "cannot start the thread");
+    else
+      s->started = 1;
   }
   if (rc < 0) {
     server_free(s);
@@ -740,7 +818,8 @@ int ident_server_port(const ident_server *s) {
 }
 
 void ident_server_stop(ident_server *s) {
-  if (!s) return;
+  if (!s)
+    return;
   if (s->started) {
     atomic_store(&s->stopping, 1);
     uint64_t one = 1;

@@ -14,12 +14,16 @@ static void check_values(hdl_str buf, uint32_t n) {
   pl_buf b;
   pl_buf_init(&b, 0);
   for (uint32_t i = 0; i < n; i++) {
-    if (hdl_value_next(buf, &pos, &v) != 1) abort();
+    if (hdl_value_next(buf, &pos, &v) != 1)
+      abort();
     pl_buf_reset(&b);
-    if (hdl_value_encode(&b, &v) < 0) abort();
+    if (hdl_value_encode(&b, &v) < 0)
+      abort();
     hdl_value w;
-    if (hdl_value_decode(b.data, b.len, &w) != 0) abort();
-    if (w.index != v.index || w.data.len != v.data.len || memcmp(w.data.p, v.data.p, v.data.len)) abort();
+    if (hdl_value_decode(b.data, b.len, &w) != 0)
+      abort();
+    if (w.index != v.index || w.data.len != v.data.len || memcmp(w.data.p, v.data.p, v.data.len))
+      abort();
     uint32_t rp = 0, idx;
     hdl_str h;
     while (hdl_ref_next(&v, &rp, &h, &idx)) {
@@ -34,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (n > 0) {
     hdl_resolution_req r;
     if (hdl_resolution_req_decode(m.body, m.hdr.body_len, &r) == 0) {
-      for (uint32_t i = 0; i < r.nindexes; i++) (void)hdl_req_index(&r, i);
+      for (uint32_t i = 0; i < r.nindexes; i++)
+        (void)hdl_req_index(&r, i);
       uint32_t pos = 0;
       hdl_str t;
       while (hdl_req_type_next(&r, &pos, &t)) {
@@ -43,14 +48,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       pl_buf b;
       pl_buf_init(&b, 0);
       hdl_reply_ctx c = {&m, 100, 0, 0};
-      if (hdl_encode_error(&b, &c, "not found") < 0) abort();
+      if (hdl_encode_error(&b, &c, "not found") < 0)
+        abort();
       hdl_message back;
-      if (hdl_frame_decode(b.data, b.len, 1u << 20, &back) != (int)b.len) abort();
+      if (hdl_frame_decode(b.data, b.len, 1u << 20, &back) != (int)b.len)
+        abort();
       pl_buf_free(&b);
     }
     for (int digest = 0; digest < 2; digest++) {
       hdl_resolution_resp resp;
-      if (hdl_resolution_resp_decode(m.body, m.hdr.body_len, digest, &resp) == 0) check_values(resp.values, resp.nvalues);
+      if (hdl_resolution_resp_decode(m.body, m.hdr.body_len, digest, &resp) == 0)
+        check_values(resp.values, resp.nvalues);
     }
   }
   hdl_value v;

@@ -20,6 +20,7 @@
 
 /* A resolution request for "88.118/abc" with index list [1] and type list ["URL"], version
  * 2.10, request id 0x01020304, RD and PO flags, no credential, written byte by byte. */
+/* clang-format off */
 static const uint8_t req_fixture[] = {
     /* envelope */
     2, 10,                  /* MajorVersion, MinorVersion */
@@ -56,6 +57,7 @@ static const uint8_t value_fixture[] = {
     0, 0, 0, 8, 'h', 't', 't', 'p', ':', '/', '/', 'x', /* Data */
     0, 0, 0, 1,                                    /* one reference */
     0, 0, 0, 11, '0', '.', 'N', 'A', '/', '8', '8', '.', '1', '1', '8', 0, 0, 1, 0x2C};
+/* clang-format on */
 
 static void test_request_fixture(void **state) {
   (void)state;
@@ -194,7 +196,9 @@ static void test_response_round_trip(void **state) {
   v.refs = (hdl_str){NULL, 0};
   assert_int_equal(hdl_value_encode(&vals, &v), 0);
   hdl_reply_ctx c = {&req, HDL_RC_SUCCESS, HDL_OF_AT, 0};
-  assert_int_equal(hdl_encode_resolution_response(&out, &c, S("88.118/abc"), 2, (hdl_str){vals.data, (uint32_t)vals.len}), 0);
+  assert_int_equal(hdl_encode_resolution_response(&out, &c, S("88.118/abc"), 2,
+                                                  (hdl_str){vals.data, (uint32_t)vals.len}),
+                   0);
   hdl_message m = decode_one(&out);
   assert_int_equal(m.env.request_id, 0x01020304);
   assert_int_equal(m.env.minor, 10);
@@ -292,7 +296,8 @@ static void test_siteinfo(void **state) {
   assert_int_equal(got.udp_port, 2641);
   assert_int_equal(got.http_port, 8080);
   assert_memory_equal(got.address, sv.address, 16);
-  for (size_t cut = 0; cut < b.len; cut++) assert_true(hdl_siteinfo_decode_first(b.data, cut, &got, &serial) < 0);
+  for (size_t cut = 0; cut < b.len; cut++)
+    assert_true(hdl_siteinfo_decode_first(b.data, cut, &got, &serial) < 0);
   pl_buf_free(&b);
 }
 
@@ -317,7 +322,9 @@ static void test_udp_chunks(void **state) {
     assert_int_equal(hdl_value_encode(&vals, &v), 0);
   }
   hdl_reply_ctx c = {&req, HDL_RC_SUCCESS, 0, 0};
-  assert_int_equal(hdl_encode_resolution_response(&msg, &c, S("88.118/abc"), 30, (hdl_str){vals.data, (uint32_t)vals.len}), 0);
+  assert_int_equal(hdl_encode_resolution_response(&msg, &c, S("88.118/abc"), 30,
+                                                  (hdl_str){vals.data, (uint32_t)vals.len}),
+                   0);
   uint16_t lens[64];
   int n = hdl_udp_split(msg.data, msg.len, &pkts, lens, 64);
   size_t body = msg.len - HDL_ENVELOPE_BYTES;
@@ -343,7 +350,8 @@ static void test_udp_chunks(void **state) {
     for (int k = 0; k < n; k++) {
       int i = order == 1 ? n - 1 - k : k;
       int rc = hdl_reasm_add(&r, p[i], lens[i]);
-      if (order == 2) assert_true(hdl_reasm_add(&r, p[i], lens[i]) >= 0);
+      if (order == 2)
+        assert_true(hdl_reasm_add(&r, p[i], lens[i]) >= 0);
       assert_true(rc >= 0);
       done = rc == 1 || r.nseen == r.nchunks;
     }
@@ -353,7 +361,9 @@ static void test_udp_chunks(void **state) {
     assert_int_equal(m.hdr.body_len, msg.len - HDL_ENVELOPE_BYTES - HDL_HEADER_BYTES - 4);
     assert_memory_equal(r.data, msg.data + HDL_ENVELOPE_BYTES, body);
     hdl_resolution_resp resp;
-    assert_int_equal(hdl_resolution_resp_decode(m.body, m.hdr.body_len, (m.hdr.opflags & HDL_OF_RD) != 0, &resp), 0);
+    assert_int_equal(
+        hdl_resolution_resp_decode(m.body, m.hdr.body_len, (m.hdr.opflags & HDL_OF_RD) != 0, &resp),
+        0);
     assert_int_equal(resp.nvalues, 30);
     hdl_reasm_free(&r);
   }
@@ -413,10 +423,10 @@ static void test_credential(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_request_fixture),   cmocka_unit_test(test_versions),
-      cmocka_unit_test(test_value_fixture),     cmocka_unit_test(test_response_round_trip),
-      cmocka_unit_test(test_filters),           cmocka_unit_test(test_siteinfo),
-      cmocka_unit_test(test_udp_chunks),        cmocka_unit_test(test_siteinfo_request),
+      cmocka_unit_test(test_request_fixture), cmocka_unit_test(test_versions),
+      cmocka_unit_test(test_value_fixture),   cmocka_unit_test(test_response_round_trip),
+      cmocka_unit_test(test_filters),         cmocka_unit_test(test_siteinfo),
+      cmocka_unit_test(test_udp_chunks),      cmocka_unit_test(test_siteinfo_request),
       cmocka_unit_test(test_credential),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

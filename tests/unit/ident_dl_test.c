@@ -27,7 +27,8 @@ static const char *testdata(void) {
 
 static dl_dict *full_dict(void) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/digital-link/gs1-syntax-engine/gs1-syntax-dictionary.txt", testdata());
+  snprintf(path, sizeof path, "%s/digital-link/gs1-syntax-engine/gs1-syntax-dictionary.txt",
+           testdata());
   pl_buf text;
   pl_buf_init(&text, 0);
   if (pl_fs_read_file(path, 1 << 24, &text) < 0) {
@@ -37,7 +38,8 @@ static dl_dict *full_dict(void) {
   dl_dict *d = NULL;
   pl_err err = {{0}};
   int rc = dl_dict_parse((const char *)text.data, text.len, &d, &err);
-  if (rc < 0) fprintf(stderr, "dictionary: %s\n", err.msg);
+  if (rc < 0)
+    fprintf(stderr, "dictionary: %s\n", err.msg);
   assert_int_equal(rc, 0);
   pl_buf_free(&text);
   return d;
@@ -48,13 +50,15 @@ static const struct {
   const char *uri, *path;
 } valid[] = {
     {"https://id.gs1.org/01/09506000134352", "/01/09506000134352"},
-    {"https://example.com/01/09506000134352/10/ABC1/21/12345", "/01/09506000134352/10/ABC1/21/12345"},
-    {"https://example.com/01/09506000134352/22/2A/10/ABC1/21/12345", "/01/09506000134352/22/2A/10/ABC1/21/12345"},
+    {"https://example.com/01/09506000134352/10/ABC1/21/12345",
+     "/01/09506000134352/10/ABC1/21/12345"},
+    {"https://example.com/01/09506000134352/22/2A/10/ABC1/21/12345",
+     "/01/09506000134352/22/2A/10/ABC1/21/12345"},
     {"https://example.com/01/09506000134352/235/TPX1", "/01/09506000134352/235/TPX1"},
     {"/01/09506000134352/21/12345?17=261231&3103=000195", "/01/09506000134352/21/12345"},
     {"https://example.com/some/stem/01/09506000134352", "/01/09506000134352"},
     {"https://example.com/gtin/09506000134352/lot/A1", "/01/09506000134352/10/A1"},
-    {"https://example.com/01/9506000134352", "/01/09506000134352"},        /* GTIN-13 padded */
+    {"https://example.com/01/9506000134352", "/01/09506000134352"}, /* GTIN-13 padded */
     {"https://example.com/00/106141412345678908", "/00/106141412345678908"},
     {"https://example.com/414/9506000134369", "/414/9506000134369"},
     {"https://example.com/414/9506000134369/254/1", "/414/9506000134369/254/1"},
@@ -66,20 +70,20 @@ static const struct {
 
 /* URIs that must be refused. */
 static const char *const invalid[] = {
-    "https://example.com/01/09506000134353",            /* check digit */
-    "https://example.com/01/0950600013435",             /* length */
-    "https://example.com/01/95060001343",               /* 11 digits is no GTIN */
-    "https://example.com/01/0950600013435X",            /* not numeric */
-    "https://example.com/01/09506000134352/21/1/10/A",  /* qualifier order */
-    "https://example.com/01/09506000134352/22/A/235/B", /* mixes alternatives */
-    "https://example.com/00/106141412345678908/10/A",   /* SSCC takes no qualifier */
+    "https://example.com/01/09506000134353",                          /* check digit */
+    "https://example.com/01/0950600013435",                           /* length */
+    "https://example.com/01/95060001343",                             /* 11 digits is no GTIN */
+    "https://example.com/01/0950600013435X",                          /* not numeric */
+    "https://example.com/01/09506000134352/21/1/10/A",                /* qualifier order */
+    "https://example.com/01/09506000134352/22/A/235/B",               /* mixes alternatives */
+    "https://example.com/00/106141412345678908/10/A",                 /* SSCC takes no qualifier */
     "https://example.com/01/09506000134352/10/ABCDEFGHIJKLMNOPQRSTU", /* lot over 20 */
-    "https://example.com/01/09506000134352?17=261332",  /* date */
-    "https://example.com/01/09506000134352?01=09506000134352", /* key as attribute */
-    "https://example.com/01/09506000134352?17=261231&17=261230", /* AI twice */
-    "https://example.com/01/09506000134352?23=x",       /* not an AI */
-    "https://example.com/01/09506000134352/10/A%",      /* bad escape */
-    "https://example.com/01/09506000134352/10/A B",     /* space */
+    "https://example.com/01/09506000134352?17=261332",                /* date */
+    "https://example.com/01/09506000134352?01=09506000134352",        /* key as attribute */
+    "https://example.com/01/09506000134352?17=261231&17=261230",      /* AI twice */
+    "https://example.com/01/09506000134352?23=x",                     /* not an AI */
+    "https://example.com/01/09506000134352/10/A%",                    /* bad escape */
+    "https://example.com/01/09506000134352/10/A B",                   /* space */
     "https://example.com/",
     "https://example.com/foo/bar",
     "",
@@ -90,7 +94,8 @@ static void check_all(const dl_dict *d) {
   for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
     pl_err err = {{0}};
     int rc = dl_parse(d, valid[i].uri, strlen(valid[i].uri), u, &err);
-    if (rc != 0) fprintf(stderr, "%s: %s\n", valid[i].uri, err.msg);
+    if (rc != 0)
+      fprintf(stderr, "%s: %s\n", valid[i].uri, err.msg);
     assert_int_equal(rc, 0);
     char path[DL_KEY_PATH_MAX];
     assert_true(dl_key_path(u, u->nqual, path, sizeof path) > 0);
@@ -99,7 +104,8 @@ static void check_all(const dl_dict *d) {
   for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
     pl_err err = {{0}};
     int rc = dl_parse(d, invalid[i], strlen(invalid[i]), u, &err);
-    if (rc == 0) fprintf(stderr, "accepted: %s\n", invalid[i]);
+    if (rc == 0)
+      fprintf(stderr, "accepted: %s\n", invalid[i]);
     assert_true(rc < 0);
     assert_true(err.msg[0] != 0);
   }
@@ -112,7 +118,8 @@ static void test_builtin(void **state) {
   assert_non_null(d);
   check_all(d);
   dl_uri *u = malloc(sizeof *u);
-  const char *s = "https://example.com/01/09506000134352/10/A1?17=261231&linkType=gs1:pip&context=x";
+  const char *s =
+      "https://example.com/01/09506000134352/10/A1?17=261231&linkType=gs1:pip&context=x";
   assert_int_equal(dl_parse(d, s, strlen(s), u, NULL), 0);
   assert_int_equal(u->nattr, 1);
   assert_string_equal(u->attr[0].ai, "17");
@@ -136,8 +143,8 @@ static void test_full_dictionary(void **state) {
   /* Every primary key of the built-in dictionary is one in the published dictionary, with the
    * same qualifiers, and every primary key of the published one is known to the built-in. */
   const dl_dict *b = dl_dict_builtin();
-  static const char *const keys[] = {"00", "01", "253", "255", "401", "402", "414", "415", "417",
-                                     "8003", "8004", "8006", "8010", "8013", "8017", "8018"};
+  static const char *const keys[] = {"00",  "01",   "253",  "255",  "401",  "402",  "414",  "415",
+                                     "417", "8003", "8004", "8006", "8010", "8013", "8017", "8018"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     const char *qb = NULL, *qf = NULL;
     assert_true(dl_dict_is_primary(b, keys[i], &qb));
@@ -148,7 +155,8 @@ static void test_full_dictionary(void **state) {
   char ai[8];
   for (int n = 0; n < 10000; n++) {
     for (int w = 2; w <= 4; w++) {
-      if (n >= (w == 2 ? 100 : w == 3 ? 1000 : 10000)) continue;
+      if (n >= (w == 2 ? 100 : w == 3 ? 1000 : 10000))
+        continue;
       snprintf(ai, sizeof ai, "%0*d", w, n);
       if (dl_dict_is_primary(full, ai, NULL)) {
         npk++;
@@ -171,12 +179,14 @@ static void test_resolver_records(void **state) {
   char dir[1024];
   snprintf(dir, sizeof dir, "%s/digital-link/resolver-ce/tests", testdata());
   DIR *dh = opendir(dir);
-  if (!dh) skip();
+  if (!dh)
+    skip();
   struct dirent *e;
   int n = 0;
   dl_uri *u = malloc(sizeof *u);
   while ((e = readdir(dh))) {
-    if (!strstr(e->d_name, ".json")) continue;
+    if (!strstr(e->d_name, ".json"))
+      continue;
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     pl_buf text;
@@ -192,7 +202,8 @@ static void test_resolver_records(void **state) {
       assert_non_null(anchor);
       pl_err err = {{0}};
       int rc = dl_parse(dl_dict_builtin(), anchor, strlen(anchor), u, &err);
-      if (rc) fprintf(stderr, "%s: %s\n", anchor, err.msg);
+      if (rc)
+        fprintf(stderr, "%s: %s\n", anchor, err.msg);
       assert_int_equal(rc, 0);
       char kp[DL_KEY_PATH_MAX];
       assert_true(dl_key_path(u, u->nqual, kp, sizeof kp) > 0);
@@ -225,13 +236,16 @@ static void test_labels(void **state) {
   assert_memory_equal(b.data, sig, 8);
   assert_memory_equal(b.data + 12, "IHDR", 4);
   /* IHDR's CRC covers type and data. */
-  uint32_t crc = (uint32_t)b.data[29] << 24 | (uint32_t)b.data[30] << 16 | (uint32_t)b.data[31] << 8 | b.data[32];
+  uint32_t crc = (uint32_t)b.data[29] << 24 | (uint32_t)b.data[30] << 16 |
+                 (uint32_t)b.data[31] << 8 | b.data[32];
   assert_int_equal(crc, (uint32_t)crc32(0, b.data + 12, 17));
-  uint32_t w = (uint32_t)b.data[16] << 24 | (uint32_t)b.data[17] << 16 | (uint32_t)b.data[18] << 8 | b.data[19];
+  uint32_t w = (uint32_t)b.data[16] << 24 | (uint32_t)b.data[17] << 16 | (uint32_t)b.data[18] << 8 |
+               b.data[19];
   assert_int_equal(w % 4, 0);
   assert_memory_equal(b.data + b.len - 8, "IEND", 4);
   /* The IDAT inflates to height rows of 1 + width bytes. */
-  uint32_t idat_len = (uint32_t)b.data[33] << 24 | (uint32_t)b.data[34] << 16 | (uint32_t)b.data[35] << 8 | b.data[36];
+  uint32_t idat_len = (uint32_t)b.data[33] << 24 | (uint32_t)b.data[34] << 16 |
+                      (uint32_t)b.data[35] << 8 | b.data[36];
   assert_memory_equal(b.data + 37, "IDAT", 4);
   uLongf raw_len = (uLongf)w * (w + 1);
   uint8_t *raw = malloc(raw_len);

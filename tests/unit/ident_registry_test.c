@@ -30,21 +30,26 @@ typedef struct fixture {
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   snprintf(f->dir, sizeof f->dir, "/tmp/ident_registry_test_%d_XXXXXX", getpid());
-  if (!mkdtemp(f->dir)) return -1;
+  if (!mkdtemp(f->dir))
+    return -1;
   char path[512];
   snprintf(path, sizeof path, "%s/meta.db", f->dir);
   pl_err err = {{0}};
-  if (store_open(path, &f->db, &err) < 0) return -1;
+  if (store_open(path, &f->db, &err) < 0)
+    return -1;
   store_tenant t = {0};
   snprintf(t.name, sizeof t.name, "water");
-  if (store_tenant_create(f->db, &t) < 0) return -1;
+  if (store_tenant_create(f->db, &t) < 0)
+    return -1;
   f->a = t.id;
   memset(&t, 0, sizeof t);
   snprintf(t.name, sizeof t.name, "cement");
-  if (store_tenant_create(f->db, &t) < 0) return -1;
+  if (store_tenant_create(f->db, &t) < 0)
+    return -1;
   f->b = t.id;
   ident_opts o = {NULL, 100, 3600000000000LL, 60000000000LL, 4, 1000000000LL, NULL, NULL};
-  if (ident_new(&o, &f->id, &err) < 0) return -1;
+  if (ident_new(&o, &f->id, &err) < 0)
+    return -1;
   f->ctx = (ident_ctx){f->db, NULL, "test", "cli", ""};
   *state = f;
   return 0;
@@ -56,7 +61,8 @@ static int teardown(void **state) {
   store_close(f->db);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  if (system(cmd) != 0)
+    return -1;
   free(f);
   return 0;
 }
@@ -64,12 +70,14 @@ static int teardown(void **state) {
 static json_t *vals(const char *text) {
   json_error_t e;
   json_t *v = json_loads(text, 0, &e);
-  if (!v) fprintf(stderr, "bad test JSON: %s\n", e.text);
+  if (!v)
+    fprintf(stderr, "bad test JSON: %s\n", e.text);
   assert_non_null(v);
   return v;
 }
 
-static int put(fixture *f, int64_t tenant, const char *handle, const char *tpl, const char *values, int mode) {
+static int put(fixture *f, int64_t tenant, const char *handle, const char *tpl, const char *values,
+               int mode) {
   json_t *v = vals(values);
   pl_err err = {{0}};
   int created = 0;
@@ -126,16 +134,19 @@ static void test_values_and_ownership(void **state) {
   store_prefix p;
   assert_int_equal(ident_prefix_create(&f->ctx, f->a, "88.118.2", 1, &p, &err), 0);
   assert_int_equal(ident_prefix_create(&f->ctx, f->b, "88.118.3", 1, &p, &err), 0);
-  const char *good = "[{\"index\":1,\"type\":\"URL\",\"data\":\"https://example.com/a\"},"
-                     "{\"index\":2,\"type\":\"EMAIL\",\"data\":\"q@example.com\"},"
-                     "{\"index\":3,\"type\":\"NOTE\",\"data\":\"inner\",\"restricted\":true},"
-                     "{\"index\":4,\"type\":\"URL.ja\",\"data\":\"https://example.com/ja\"},"
-                     "{\"index\":100,\"type\":\"HS_ADMIN\",\"data\":{\"format\":\"admin\",\"value\":{\"handle\":\"0.NA/88.118.2\",\"index\":200}}},"
-                     "{\"index\":6,\"type\":\"HS_ALIAS\",\"data\":\"88.118.2/other\"},"
-                     "{\"index\":7,\"type\":\"BIN\",\"data\":{\"format\":\"base64\",\"value\":\"AAEC\"}}]";
+  const char *good =
+      "[{\"index\":1,\"type\":\"URL\",\"data\":\"https://example.com/a\"},"
+      "{\"index\":2,\"type\":\"EMAIL\",\"data\":\"q@example.com\"},"
+      "{\"index\":3,\"type\":\"NOTE\",\"data\":\"inner\",\"restricted\":true},"
+      "{\"index\":4,\"type\":\"URL.ja\",\"data\":\"https://example.com/ja\"},"
+      "{\"index\":100,\"type\":\"HS_ADMIN\",\"data\":{\"format\":\"admin\",\"value\":{\"handle\":"
+      "\"0.NA/88.118.2\",\"index\":200}}},"
+      "{\"index\":6,\"type\":\"HS_ALIAS\",\"data\":\"88.118.2/other\"},"
+      "{\"index\":7,\"type\":\"BIN\",\"data\":{\"format\":\"base64\",\"value\":\"AAEC\"}}]";
   assert_int_equal(put(f, f->a, "88.118.2/lot-1", NULL, good, IDENT_PUT_CREATE), 0);
   assert_int_equal(put(f, f->a, "88.118.2/lot-1", NULL, good, IDENT_PUT_CREATE), PL_EEXIST);
-  assert_int_equal(put(f, f->a, "88.118.2/LOT-1", NULL, good, IDENT_PUT_UPSERT), 0); /* same handle */
+  assert_int_equal(put(f, f->a, "88.118.2/LOT-1", NULL, good, IDENT_PUT_UPSERT),
+                   0); /* same handle */
   /* Another tenant's prefix, and a prefix not held here. */
   assert_int_equal(put(f, f->b, "88.118.2/x", NULL, good, IDENT_PUT_UPSERT), PL_EPERM);
   assert_int_equal(put(f, f->a, "88.118.3/x", NULL, good, IDENT_PUT_UPSERT), PL_EPERM);
@@ -156,7 +167,8 @@ static void test_values_and_ownership(void **state) {
       "[{\"index\":1,\"type\":\"GS1\",\"data\":\"/01/09506000134353\"}]",
       "{\"index\":1}",
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(put(f, f->a, "88.118.2/bad", NULL, bad[i], 0), PL_EINVAL);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(put(f, f->a, "88.118.2/bad", NULL, bad[i], 0), PL_EINVAL);
 
   /* Resolution: anonymous sees public values only; the owner sees restricted ones too. */
   ident_result res;
@@ -216,7 +228,8 @@ static void test_templates_and_gs1(void **state) {
   pl_err err = {{0}};
   store_prefix p;
   assert_int_equal(ident_prefix_create(&f->ctx, f->a, "88.118.4", 1, &p, &err), 0);
-  json_t *fields = vals("[{\"name\":\"name\",\"required\":true},{\"name\":\"GTIN\",\"required\":true,\"format\":\"gtin\"},"
+  json_t *fields = vals("[{\"name\":\"name\",\"required\":true},{\"name\":\"GTIN\",\"required\":"
+                        "true,\"format\":\"gtin\"},"
                         "{\"name\":\"production_date\",\"format\":\"date\"}]");
   assert_int_equal(ident_template_check_fields(fields, &err), 0);
   store_template t = {0};
@@ -233,16 +246,22 @@ static void test_templates_and_gs1(void **state) {
                        "[{\"index\":1,\"type\":\"name\",\"data\":\"Spring water 500 ml\"},"
                        "{\"index\":2,\"type\":\"GTIN\",\"data\":\"09506000134352\"},"
                        "{\"index\":3,\"type\":\"production_date\",\"data\":\"2026-11-29\"},"
-                       "{\"index\":4,\"type\":\"GS1\",\"data\":\"https://id.example.com/01/09506000134352/10/L1\"}]",
+                       "{\"index\":4,\"type\":\"GS1\",\"data\":\"https://id.example.com/01/"
+                       "09506000134352/10/L1\"}]",
                        0),
                    0);
-  assert_int_equal(put(f, f->a, "88.118.4/p2", "product", "[{\"index\":1,\"type\":\"name\",\"data\":\"x\"}]", 0), PL_EINVAL);
+  assert_int_equal(
+      put(f, f->a, "88.118.4/p2", "product", "[{\"index\":1,\"type\":\"name\",\"data\":\"x\"}]", 0),
+      PL_EINVAL);
   assert_int_equal(put(f, f->a, "88.118.4/p3", "product",
-                       "[{\"index\":1,\"type\":\"name\",\"data\":\"x\"},{\"index\":2,\"type\":\"GTIN\",\"data\":\"09506000134353\"}]", 0),
+                       "[{\"index\":1,\"type\":\"name\",\"data\":\"x\"},{\"index\":2,\"type\":"
+                       "\"GTIN\",\"data\":\"09506000134353\"}]",
+                       0),
                    PL_EINVAL);
   assert_int_equal(put(f, f->a, "88.118.4/p4", "nosuch", "[]", 0), PL_EINVAL);
   /* The GS1 key maps to the identifier; a second identifier cannot take it. */
-  assert_int_equal(put(f, f->a, "88.118.4/p5", NULL, "[{\"index\":1,\"type\":\"GS1\",\"data\":\"/01/09506000134352/10/L1\"}]", 0),
+  assert_int_equal(put(f, f->a, "88.118.4/p5", NULL,
+                       "[{\"index\":1,\"type\":\"GS1\",\"data\":\"/01/09506000134352/10/L1\"}]", 0),
                    PL_EEXIST);
   assert_int_equal(store_handle_lookup(f->db, "88.118.4/p5", 11, NULL, NULL), PL_ENOTFOUND);
 }
@@ -273,16 +292,19 @@ static void test_bulk(void **state) {
   int64_t t0 = pl_mono_ns();
   char line[200];
   for (int i = 0; i < 20000; i++) {
-    int n = snprintf(line, sizeof line, "88.118.5/SN%06d,\"Bottle, 500 ml\",https://example.com/%d", i, i);
+    int n = snprintf(line, sizeof line, "88.118.5/SN%06d,\"Bottle, 500 ml\",https://example.com/%d",
+                     i, i);
     int rc = ident_bulk_add_csv(b, line, (size_t)n);
     assert_int_equal(rc, 0);
   }
   double secs = (double)(pl_mono_ns() - t0) / 1e9;
-  fprintf(stderr, "bulk: 20000 rows in %.3f s (%.0f rows/s, sanitized build)\n", secs, 20000 / secs);
-  assert_true(ident_bulk_add_csv(b, "88.118.6/x,a,https://e/x", 24) == PL_EPERM);     /* another tenant's */
+  fprintf(stderr, "bulk: 20000 rows in %.3f s (%.0f rows/s, sanitized build)\n", secs,
+          20000 / secs);
+  assert_true(ident_bulk_add_csv(b, "88.118.6/x,a,https://e/x", 24) ==
+              PL_EPERM); /* another tenant's */
   assert_true(ident_bulk_add_csv(b, "88.118.5/SN000001,a,https://e/x", 31) == PL_EEXIST);
   assert_true(ident_bulk_add_csv(b, "88.118.5/y,a,not-a-url", 22) == PL_EINVAL);
-  assert_true(ident_bulk_add_csv(b, "88.118.5/z,a", 12) == PL_EINVAL);                 /* columns */
+  assert_true(ident_bulk_add_csv(b, "88.118.5/z,a", 12) == PL_EINVAL); /* columns */
   json_t *row = vals("{\"handle\":\"88.118.5/j1\",\"fields\":{\"name\":\"x\"}}");
   assert_int_equal(ident_bulk_add_json(b, row), 0);
   json_decref(row);
@@ -292,7 +314,8 @@ static void test_bulk(void **state) {
   assert_int_equal(rep.accepted, 20001);
   assert_int_equal(rep.rejected, 4);
   assert_int_equal(json_array_size(rep.errors), 4);
-  assert_int_equal(json_integer_value(json_object_get(json_array_get(rep.errors, 0), "row")), 20001);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(rep.errors, 0), "row")),
+                   20001);
   json_decref(rep.errors);
   assert_int_equal(store_handle_count(f->db, f->a), 20001);
   /* Statistics: registrations counted; resolutions after a flush. */

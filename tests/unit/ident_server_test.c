@@ -66,9 +66,11 @@ static void *client(void *arg) {
     ident_result_init(&res);
     hdl_request_opts o = {(uint32_t)(i + 1), HDL_OF_REC, 0, NULL, 0, NULL, 0};
     pl_err err = {{0}};
-    int rc = ident_client_resolve(w->hostport, w->tcp, (hdl_str){(const uint8_t *)w->handle, (uint32_t)strlen(w->handle)},
-                                  &o, 5000000000LL, &res, &err);
-    if (rc == 0 && res.rc == HDL_RC_SUCCESS && res.nvalues == 30) w->ok++;
+    int rc = ident_client_resolve(
+        w->hostport, w->tcp, (hdl_str){(const uint8_t *)w->handle, (uint32_t)strlen(w->handle)}, &o,
+        5000000000LL, &res, &err);
+    if (rc == 0 && res.rc == HDL_RC_SUCCESS && res.nvalues == 30)
+      w->ok++;
     ident_result_free(&res);
   }
   return NULL;
@@ -84,7 +86,8 @@ static void test_two_servers(void **state) {
   for (int i = 1; i <= 30; i++) {
     char data[100];
     snprintf(data, sizeof data, "%04d-%s", i, "0123456789012345678901234567890123456789");
-    json_array_append_new(vals, json_pack("{s:i, s:s, s:s}", "index", i, "type", "DESC", "data", data));
+    json_array_append_new(vals,
+                          json_pack("{s:i, s:s, s:s}", "index", i, "type", "DESC", "data", data));
   }
   ident_ctx c = {up.db, NULL, "test", "cli", ""};
   pl_err err = {{0}};
@@ -92,14 +95,16 @@ static void test_two_servers(void **state) {
   assert_int_equal(ident_handle_put(&c, t_up, "88.118/many", NULL, vals, 0, &created, &err), 0);
   node_start(&down, up.hostport, "88.118.7", &t_down);
   ident_ctx c2 = {down.db, NULL, "test", "cli", ""};
-  assert_int_equal(ident_handle_put(&c2, t_down, "88.118.7/many", NULL, vals, 0, &created, &err), 0);
+  assert_int_equal(ident_handle_put(&c2, t_down, "88.118.7/many", NULL, vals, 0, &created, &err),
+                   0);
   json_decref(vals);
 
   worker w[6] = {{down.hostport, "88.118.7/many", 0, 0}, {down.hostport, "88.118.7/many", 1, 0},
                  {down.hostport, "88.118/many", 0, 0},   {down.hostport, "88.118/many", 1, 0},
                  {up.hostport, "88.118/many", 0, 0},     {up.hostport, "88.118/many", 1, 0}};
   pthread_t th[6];
-  for (int i = 0; i < 6; i++) assert_int_equal(pthread_create(&th[i], NULL, client, &w[i]), 0);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, client, &w[i]), 0);
   for (int k = 0; k < 5; k++) {
     ident_stats_flush(down.id, down.db);
     usleep(10000);
@@ -108,7 +113,8 @@ static void test_two_servers(void **state) {
     pthread_join(th[i], NULL);
     assert_int_equal(w[i].ok, 50);
   }
-  /* The downstream node answered the upstream's handle once from its parent, then from the cache. */
+  /* The downstream node answered the upstream's handle once from its parent, then from the cache.
+   */
   int64_t entries, hits, misses;
   ident_cache_stats(down.id, &entries, &hits, &misses);
   assert_int_equal(entries, 1);
@@ -136,7 +142,8 @@ static void test_bulk_job(void **state) {
   pl_buf body;
   pl_buf_init(&body, 0);
   pl_buf_append_str(&body, "handle,DESC\n");
-  for (int i = 0; i < 5000; i++) pl_buf_printf(&body, "88.119/B%05d,bottle %d\n", i, i);
+  for (int i = 0; i < 5000; i++)
+    pl_buf_printf(&body, "88.119/B%05d,bottle %d\n", i, i);
   pl_buf_append_str(&body, "88.120/x,not held here\n");
   size_t len = 0;
   uint8_t *data = pl_buf_steal(&body, &len);
@@ -150,7 +157,8 @@ static void test_bulk_job(void **state) {
     json_decref(st);
     st = ident_bulk_job_json(n.id, tenant, job);
     assert_non_null(st);
-    if (strcmp(json_string_value(json_object_get(st, "state")), "running") != 0) break;
+    if (strcmp(json_string_value(json_object_get(st, "state")), "running") != 0)
+      break;
     usleep(2000);
   }
   assert_string_equal(json_string_value(json_object_get(st, "state")), "done");
@@ -163,6 +171,7 @@ static void test_bulk_job(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_servers), cmocka_unit_test(test_bulk_job)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_servers),
+                                     cmocka_unit_test(test_bulk_job)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
