@@ -125,6 +125,40 @@ static int on_record(void *ctx, const store_handle *h) {
   return 0;
 }
 
+/* Replaces each "{name}" in the links' hrefs with value (percent-encoded): the record of a
+ * qualifier template ("/21/{serialnumber}") sends each serial to its own page. */
+static void fill_templates(record *rec, const char *value) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (int i = 0; i < rec->nlinks; i++) {
+    const char *h = json_string_value(json_object_get(rec->links[i].obj, "href"));
+    if (!h || !strchr(h, '{'))
+      continue;
+    pl_buf out;
+    pl_buf_init(&out, 8192);
+    int ok = 1;
+    for (const char *c = h; *c && ok;) {
+      const char *close = *c == '{' ? strchr(c, '}') : NULL;
+      if (close) {
+        for (const unsigned char *v = (const unsigned char *)value; *v && ok; v++) {
+          if ((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') ||
+              strchr("-._~", *v)) {
+            ok = pl_buf_append_byte(&out, *v) == 0;
+          } else {
+            uint8_t e[3] = {'%', (uint8_t)hex[*v >> 4], (uint8_t)hex[*v & 15]};
+            ok = pl_buf_append(&out, e, 3) == 0;
+          }
+        }
+        c = close + 1;
+      } else {
+        ok = pl_buf_append_byte(&out, (uint8_t)*c++) == 0;
+      }
+    }
+    if (ok)
+      json_object_set_new(rec->links[i].obj, "href", json_stringn((const char *)out.data, out.len));
+    pl_buf_free(&out);
+  }
+}
+
 static void record_free(record *rec) {
   for (int i = 0; i < rec->nlinks; i++)
     json_decref(rec->links[i].obj);
@@ -261,14 +295,26 @@ static int resolve_dl(http_req *r) {
     return http_reply_error(r, 500, "out of memory");
   }
   char key[DL_KEY_PATH_MAX];
+  char tvalue[DL_KEY_PATH_MAX] = ""; /* the value a template record (key ending "/21/ *") matched */
   for (int nq = u->nqual; nq >= 0 && !rec->found; nq--) {
-    if (dl_key_path(u, nq, key, sizeof key) < 0)
+    int kl = dl_key_path(u, nq, key, sizeof key);
+    if (kl < 0)
       break;
     rc = store_gs1_lookup(r->db, key, on_record, rec);
     if (rc < 0 && rc != PL_ENOTFOUND)
       break;
+    if (rc == PL_ENOTFOUND && nq > 0 && (kl = dl_key_path(u, nq - 1, key, sizeof key)) >= 0 &&
+        snprintf(key + kl, sizeof key - (size_t)kl, "/%s/*", u->qual[nq - 1].ai) > 0) {
+      rc = store_gs1_lookup(r->db, key, on_record, rec);
+      if (rc == 0)
+        snprintf(tvalue, sizeof tvalue, "%s", u->qual[nq - 1].value);
+      if (rc < 0 && rc != PL_ENOTFOUND)
+        break;
+    }
     rc = 0;
   }
+  if (tvalue[0])
+    fill_templates(rec, tvalue);
   char requested[DL_KEY_PATH_MAX];
   dl_key_path(u, u->nqual, requested, sizeof requested);
   const char *link_type_param = dl_param_get(u, "linkType");

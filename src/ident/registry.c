@@ -163,6 +163,42 @@ static int check_text(const uint8_t *p, size_t n) {
   return 1;
 }
 
+/* Parses a GS1 value: a Digital Link URI or path whose last qualifier may be a template,
+ * "/01/09506000134376/21/{serialnumber}", standing for every value of that qualifier. Writes the
+ * key (for a template, the key path of the other qualifiers, then "/21/" and "*") into key. */
+static int gs1_value_key(const uint8_t *p, size_t n, char *key, size_t keysz, pl_err *err) {
+  char buf[DL_URI_MAX + 8];
+  if (n > DL_URI_MAX)
+    return pl_err_set(err, PL_EINVAL, "the Digital Link is longer than %d bytes", DL_URI_MAX);
+  memcpy(buf, p, n);
+  size_t len = n;
+  int templated = 0;
+  const char *slash = len ? memrchr(buf, '/', len) : NULL;
+  if (slash && len - (size_t)(slash - buf) > 3 && slash[1] == '{' && buf[len - 1] == '}') {
+    /* validate the rest with a placeholder value for the templated qualifier */
+    len = (size_t)(slash - buf) + 1;
+    buf[len++] = '0';
+    templated = 1;
+  }
+  dl_uri *u = malloc(sizeof *u);
+  if (!u)
+    return pl_err_set(err, PL_ENOMEM, "out of memory");
+  int rc = dl_parse(dl_dict_builtin(), buf, len, u, err);
+  if (rc == 0 && templated && u->nqual == 0)
+    rc = pl_err_set(err, PL_EINVAL, "only a qualifier (not the key) may be a template");
+  if (rc == 0) {
+    rc = dl_key_path(u, templated ? u->nqual - 1 : u->nqual, key, keysz);
+    if (rc >= 0 && templated) {
+      size_t kl = (size_t)rc;
+      int w = snprintf(key + kl, keysz - kl, "/%s/*", u->qual[u->nqual - 1].ai);
+      rc = w < 0 || (size_t)w >= keysz - kl ? PL_ELIMIT : 0;
+    }
+    rc = rc < 0 ? pl_err_set(err, rc, "the Digital Link is too long") : 0;
+  }
+  free(u);
+  return rc;
+}
+
 /* Checks the data of the reserved types whose syntax Plateau knows. */
 static int check_reserved(const char *type, hdl_str data, uint32_t index, pl_err *err) {
   if (!strcmp(type, "HS_ADMIN")) {
@@ -228,12 +264,9 @@ static int check_reserved(const char *type, hdl_str data, uint32_t index, pl_err
     return 0;
   }
   if (!strcmp(type, "GS1")) {
-    dl_uri *u = malloc(sizeof *u);
-    if (!u)
-      return pl_err_set(err, PL_ENOMEM, "out of memory");
     pl_err e = {{0}};
-    int rc = dl_parse(dl_dict_builtin(), (const char *)data.p, data.len, u, &e);
-    free(u);
+    char key[DL_KEY_PATH_MAX];
+    int rc = gs1_value_key(data.p, data.len, key, sizeof key, &e);
     if (rc < 0)
       return pl_err_set(err, PL_EINVAL, "value %u: GS1 data must be a Digital Link: %s", index,
                         e.msg);
@@ -666,16 +699,11 @@ static int gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nval
     return rc;
   uint32_t pos = 0;
   hdl_value v;
-  dl_uri *u = NULL;
   for (uint32_t k = 0; k < nvalues && hdl_value_next(values, &pos, &v) == 1; k++) {
     if (v.type.len != 3 || memcmp(v.type.p, "GS1", 3) != 0)
       continue;
-    if (!u && !(u = malloc(sizeof *u)))
-      return PL_ENOMEM;
-    if ((rc = dl_parse(dl_dict_builtin(), (const char *)v.data.p, v.data.len, u, err)) < 0)
-      break;
     char key[DL_KEY_PATH_MAX];
-    if ((rc = dl_key_path(u, u->nqual, key, sizeof key)) < 0)
+    if ((rc = gs1_value_key(v.data.p, v.data.len, key, sizeof key, err)) < 0)
       break;
     rc = store_gs1_put(db, key, handle_id);
     if (rc == PL_EEXIST) {
@@ -685,7 +713,6 @@ static int gs1_index(store *db, int64_t handle_id, hdl_str values, uint32_t nval
     if (rc < 0)
       break;
   }
-  free(u);
   return rc < 0 ? rc : 0;
 }
 

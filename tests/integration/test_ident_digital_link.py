@@ -24,13 +24,14 @@ def records():
     for f in sorted(d.glob("*.json")):
         doc = json.loads(f.read_text())
         out += doc if isinstance(doc, list) else [doc]
-    # Records keyed by a qualifier template ({"21": "{serialnumber}"}: any serial) are not
-    # supported by this resolver; the plain key records are.
-    return [r for r in out if not r.get("qualifiers")]
+    return out
 
 
 def to_values(rec):
-    values = [text_value(1, "GS1", rec["anchor"]), text_value(2, "DESC", rec.get("itemDescription", ""))]
+    # A record keyed by a qualifier template ({"21": "{serialnumber}"}: any serial) maps
+    # "/01/.../21/{serialnumber}".
+    anchor = rec["anchor"] + "".join(f"/{ai}/{v}" for q in rec.get("qualifiers") or [] for ai, v in q.items())
+    values = [text_value(1, "GS1", anchor), text_value(2, "DESC", rec.get("itemDescription", ""))]
     if rec.get("defaultLinktype"):
         values.append(text_value(3, "GS1_DEFAULT_LINKTYPE", rec["defaultLinktype"]))
     for i, link in enumerate(rec["links"]):
@@ -110,6 +111,23 @@ def test_other_keys_and_errors(server, dl):
         assert_error(r, 400)
         assert "Digital Link" in r.json()["error"]["message"]
     assert_error(get(server, "/99/123"), 404)  # not a primary key: no such endpoint
+
+
+def test_qualifier_templates(server, dl):
+    """The records keyed by /21/{serialnumber} and /10/{lotnumber} answer every serial and lot,
+    their links filled in with it; the GTIN's own record answers the rest."""
+    r = get(server, "/01/09506000134376/21/SER%2B42")
+    assert r.status_code == 307
+    assert r.headers["Location"] == "https://dalgiardino.com/medicinal-compound/pil.html?serial=SER%2B42"
+    r = get(server, "/01/09506000134376/10/LOT7?linkType=gs1:certificationInfo", **{"Accept-Language": "en"})
+    assert r.status_code == 300  # three certificates in English
+    hrefs = sorted(l["href"] for l in r.json()["linkset"][0]["https://gs1.org/voc/certificationInfo"])
+    assert hrefs[0] == "https://dalgiardino.com/medicinal-compound/certificate_1?lot=LOT7"
+    # A lot and a serial: no record has both, so the walk up the path stops at the lot's template.
+    r = get(server, "/01/09506000134376/10/LOT7/21/S1")
+    assert r.status_code == 307 and r.headers["Location"].endswith("lot=LOT7")
+    r = get(server, "/01/09506000134376")
+    assert r.status_code == 307 and r.headers["Location"] == "https://dalgiardino.com/medicinal-compound/pil.html"
 
 
 def test_well_known(server, dl):
