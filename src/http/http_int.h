@@ -21,7 +21,9 @@ typedef struct http_req {
   const http_deps *deps;
   struct MHD_Connection *conn;
   const char *method;
-  char path[1024];
+  char path[1024];     /* percent-decoded by libmicrohttpd: for logs and audit details */
+  char raw_path[1024]; /* as sent (until '?'), for routing: a capture may hold an encoded '/' */
+  int raw_path_ok;
   char remote[64];
   int64_t start_ns;
   pl_buf body;

@@ -138,7 +138,9 @@ static int authenticate(http_req *r) {
 
 static void dispatch(http_req *r) {
   http_server *s = r->srv;
-  int found = http_route_match(s->routes, s->nroutes, r->method, r->path, &r->match);
+  /* Routes match the path as sent, so that a captured segment may contain an encoded '/'
+   * (EPCIS event ids, Digital Link URIs as EPCs); the router decodes each capture. */
+  int found = http_route_match(s->routes, s->nroutes, r->method, r->raw_path_ok ? r->raw_path : r->path, &r->match);
   if (found == HTTP_ROUTE_NONE) {
     http_reply_error(r, 404, "no such endpoint: %s %s", r->method, r->path);
     return;
@@ -213,9 +215,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls) {
   http_server *s = cls;
   http_req *r = *con_cls;
-  if (!r) {
-    r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
+  if (!r || !r->srv) {
+    /* on_uri allocated it with the raw path; the rest is set up now. */
+    if (!r && !(r = calloc(1, sizeof *r))) return MHD_NO;
     r->srv = s;
     r->deps = &s->deps;
     r->conn = conn;
@@ -264,10 +266,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   return queue(r);
 }
 
+/* Called by libmicrohttpd with the request URI as sent, before it decodes it; what it returns
+ * becomes the request's context (on_request completes it). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  http_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  size_t n = strcspn(uri, "?");
+  if (n < sizeof r->raw_path) {
+    memcpy(r->raw_path, uri, n);
+    r->raw_path[n] = 0;
+    r->raw_path_ok = 1;
+  }
+  return r;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
   http_server *s = cls;
   http_req *r = *con_cls;
   if (!r) return;
+  if (!r->srv) { /* the request ended before its headers were complete */
+    free(r);
+    *con_cls = NULL;
+    return;
+  }
   char path[200];
   PL_LOG(PL_LOG_INFO, "http", "req=%s remote=%s method=%s path=%s status=%d bytes_in=%zu ms=%.3f%s%s", r->id_str,
          r->remote, r->method, pl_log_quote(r->path, path, sizeof path), r->status, r->body.len,
@@ -338,7 +359,8 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
       MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       timeout_s ? timeout_s : 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes * 8 + 65536,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
   if (!s->mhd) {
     close(s->fd);
