@@ -353,26 +353,23 @@ plateau_init() {
     TOKEN=$("$BUILD/plateau" token create --data "$dir" --tenant bench --role operator --name bench 2>>"$dir.log")
 }
 
-# The line-protocol endpoint (/write, as InfluxDB's), if this build of Plateau has one: prints
-# the Authorization header it accepts, or nothing.
-plateau_lp_auth() {
-  local scheme status
-  for scheme in Bearer Token; do
-    status=$("$HTTP" request --status --method POST --url "http://127.0.0.1:$PPORT/write" --param db=bench \
-      --header "Authorization: $scheme $TOKEN" --data "" 2>/dev/null | head -n 1)
-    case $status in
-    status=404 | status=405 | "") return 0 ;;
-    status=401) continue ;;
-    *) echo "Authorization: $scheme $TOKEN" && return 0 ;;
-    esac
-  done
+# The InfluxDB-compatible endpoint (/write), if this build of Plateau has one: creates database
+# "bench" there (as on InfluxDB) and prints its name, or prints nothing.
+plateau_lp_db() {
+  "$HTTP" request --url "http://127.0.0.1:$PPORT/ping" >/dev/null 2>&1 || return 0
+  if "$HTTP" request --method POST --url "http://127.0.0.1:$PPORT/query" --param "q=CREATE DATABASE bench" \
+    --header "Authorization: Bearer $TOKEN" >/dev/null 2>&1; then
+    echo bench
+  else
+    echo plateau # the tenant's default database
+  fi
 }
 
 # plateau_http_run KEY POLICY FORMAT: a fresh server with tsdb_fsync=POLICY ingests the data set
 # as JSON (POST /api/v1/telemetry) or line protocol (POST /write); figures go to R[KEY.*].
 # The "http.always" run also measures disk use, restart and the queries.
 plateau_http_run() {
-  local key=$1 pol=$2 format=$3 dir=$tmp/plateau-$1 out t0 auth
+  local key=$1 pol=$2 format=$3 dir=$tmp/plateau-$1 out t0 db
   plateau_init "$dir" || {
     note "Plateau HTTP ($key) skipped: setting up the data directory failed ($(tail -n 2 "$dir.log" | tr '\n' ' '))"
     return
@@ -386,15 +383,15 @@ plateau_http_run() {
     ingest+=(--url "http://127.0.0.1:$PPORT/api/v1/telemetry" --file "$tmp/data.json" --lines 1
       --content-type application/json --header "Authorization: Bearer $TOKEN")
   else
-    auth=$(plateau_lp_auth)
-    if [[ -z $auth ]]; then
+    db=$(plateau_lp_db)
+    if [[ -z $db ]]; then
       note "Plateau line-protocol ingest not measured: this build has no /write endpoint"
       stop_pid "$PPID_"
       rm -rf "$dir"
       return
     fi
-    ingest+=(--url "http://127.0.0.1:$PPORT/write" --param db=bench --param precision=ns --file "$tmp/data.lp"
-      --lines "$BATCH" --header "$auth")
+    ingest+=(--url "http://127.0.0.1:$PPORT/write" --param "db=$db" --param precision=ns --file "$tmp/data.lp"
+      --lines "$BATCH" --header "Authorization: Bearer $TOKEN")
   fi
   log "Plateau over HTTP ($format), tsdb_fsync=$pol: writing $POINTS points ($BATCH rows a request, $CONNS connections)"
   R[$key.load]=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -411,6 +408,11 @@ plateau_http_run() {
   R[$key.ingest.cpu_s]=$(awk -v a="$(cpu_s "$PPID_")" -v b="$cpu0" 'BEGIN {printf "%.2f", a - b}')
   R[$key.ingest.points_per_cpu_s]=$(div "$POINTS" "${R[$key.ingest.cpu_s]}" %.0f)
   R[$key.rss_ingest_kb]=$(peak_rss_kb "$PPID_")
+  if [[ $format == lp ]]; then # the points counted back, with InfluxQL as on InfluxDB
+    R[$key.count_check]=$("$HTTP" request --url "http://127.0.0.1:$PPORT/query" --param "db=$db" --param epoch=ns \
+      --param "q=SELECT count(*) FROM line" --header "Authorization: Bearer $TOKEN" 2>/dev/null |
+      grep -o '"values":\[\[[^]]*\]' | tr -cs '0-9' ' ' | awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; print s}') || true
+  fi
   if [[ $key != http.always ]]; then
     stop_pid "$PPID_"
     rm -rf "$dir"
@@ -460,12 +462,47 @@ plateau_http_run() {
 }
 
 # ---- where Plateau's time goes (BENCH_PROFILE=1) ----
+# profile_server FORMAT DIR OUTF: perf on a fresh server (fsync interval) while it ingests the
+# data set as JSON or line protocol.
+profile_server() {
+  local format=$1 dir=$2/server-$1 outf=$3 perf_pid db args=()
+  plateau_init "$dir" && plateau_start "$dir" interval || return 0
+  if [[ $format == json ]]; then
+    args=(--url "http://127.0.0.1:$PPORT/api/v1/telemetry" --file "$tmp/data.json" --lines 1
+      --content-type application/json)
+  else
+    db=$(plateau_lp_db)
+    [[ -n $db ]] || { stop_pid "$PPID_"; return 0; }
+    args=(--url "http://127.0.0.1:$PPORT/write" --param "db=$db" --param precision=ns --file "$tmp/data.lp"
+      --lines "$BATCH")
+  fi
+  log "profiling the server during the $format ingest"
+  perf record -e cpu-clock -F 1999 -p "$PPID_" -o "$dir.perf" >/dev/null 2>>"$2/perf.log" &
+  perf_pid=$!
+  pids+=("$perf_pid")
+  sleep 1
+  "$HTTP" ingest "${args[@]}" --connections "$CONNS" --points "$POINTS" --header "Authorization: Bearer $TOKEN" \
+    >"$dir.ingest" || true
+  kill -INT "$perf_pid" 2>/dev/null
+  wait "$perf_pid" 2>/dev/null || true
+  stop_pid "$PPID_"
+  {
+    echo
+    echo "## plateau serve during the $format ingest ($(head -c 300 "$dir.ingest"))"
+    perf_top "$dir.perf"
+  } >>"$outf"
+  rm -rf "$dir"
+}
+
 perf_top() { # PERF_DATA: self time by library, then by function
-  echo "### by library"
-  perf report -i "$1" --stdio --no-children --sort dso --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$'
-  echo "### by function"
-  perf report -i "$1" --stdio --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null | grep -v '^#' |
-    grep -v '^$' | sed 's/[[:space:]]*-[[:space:]]*-[[:space:]]*$//'
+  local out sort limit
+  for sort in dso dso,symbol; do
+    if [[ $sort == dso ]]; then limit=1 && echo "### by library"; else limit=0.7 && echo "### by function"; fi
+    out=$(perf report -i "$1" --stdio --no-children --sort "$sort" --percent-limit "$limit" 2>"$1.report.log" |
+      grep -v '^#' | grep -v '^$' | sed 's/[[:space:]]*-[[:space:]]*-[[:space:]]*$//')
+    [[ -n $out ]] || out="(perf report printed nothing: $(tail -n 2 "$1.report.log" | tr '\n' ' '))"
+    echo "$out"
+  done
 }
 
 # perf samples on CPU time (cpu-clock: this VM may have no hardware counters), else callgrind.
@@ -481,21 +518,9 @@ profile_side() {
     { echo "## in-process ingest: bench_tsdb ${args[*]}"
       perf_top "$dir/inproc.perf"
     } >>"$outf"
-    if [[ -x $BUILD/plateau ]] && has http && plateau_init "$dir/server" && plateau_start "$dir/server" interval; then
-      log "profiling the server during the JSON ingest"
-      perf record -e cpu-clock -F 1999 -p "$PPID_" -o "$dir/server.perf" >/dev/null 2>>"$dir/perf.log" &
-      local perf_pid=$!
-      pids+=("$perf_pid")
-      sleep 1
-      "$HTTP" ingest --url "http://127.0.0.1:$PPORT/api/v1/telemetry" --file "$tmp/data.json" --lines 1 \
-        --connections "$CONNS" --points "$POINTS" --content-type application/json \
-        --header "Authorization: Bearer $TOKEN" >"$dir/ingest.out" || true
-      kill -INT "$perf_pid" 2>/dev/null
-      wait "$perf_pid" 2>/dev/null || true
-      stop_pid "$PPID_"
-      { echo; echo "## plateau serve during POST /api/v1/telemetry (JSON): $(cat "$dir/ingest.out")"
-        perf_top "$dir/server.perf"
-      } >>"$outf"
+    if [[ -x $BUILD/plateau ]] && has http; then
+      profile_server json "$dir" "$outf"
+      profile_server lp "$dir" "$outf"
     fi
   elif [[ -x $BUILD/bench_tsdb ]] && command -v valgrind >/dev/null; then
     log "profiling a small in-process ingest with callgrind (perf is not usable here)"
@@ -575,6 +600,7 @@ report() {
     row "ingest in-process, one core, fsync always, tsdb_write alone (points/s)" "${R[inproc.always.write_points_per_s]:-}" "${R[influx.ingest.points_per_s]:-}" 1 int
     row "ingest in-process, one core, fsync interval, incl. chunk flushes (points/s)" "${R[inproc.interval.points_per_s]:-}" "${R[influx.ingest.points_per_s]:-}" 1 int
     row "ingest CPU cost over HTTP, fsync every write: Plateau JSON (points per CPU-second)" "${R[http.always.ingest.points_per_cpu_s]:-}" "${R[influx.ingest.points_per_cpu_s]:-}" 1 int
+    row "ingest CPU cost over HTTP, fsync every write: Plateau line protocol (points per CPU-second)" "${R[http_lp.always.ingest.points_per_cpu_s]:-}" "${R[influx.ingest.points_per_cpu_s]:-}" 1 int
     row "ingest CPU cost in-process, fsync always (points per CPU-second)" "$(div "$POINTS" "${R[inproc.always.cpu_s]:-}" %.0f)" "${R[influx.ingest.points_per_cpu_s]:-}" 1 int
     row "bytes per point on disk, after compaction / at rest" "$(div "${R[inproc.always.disk_bytes]:-}" "$POINTS" %.3f)" "$(div "${R[influx.disk_bytes]:-}" "$POINTS" %.3f)" 0
     row "bytes per point, encoded chunks / TSM files only" "$(div "${R[inproc.always.chunk_bytes]:-}" "$POINTS" %.3f)" "$(div "${R[influx.tsm_bytes]:-}" "$POINTS" %.3f)" 0
@@ -590,12 +616,14 @@ report() {
       row "query: $label, in-process (ms)" "${R[inproc.always.q.$q.median_ms]:-}" "${R[influx.q.$q.median_ms]:-}" 0
       row "query: $label, over HTTP (ms)" "${R[http.always.q.$q.median_ms]:-}" "${R[influx.q.$q.median_ms]:-}" 0
     done
-    row "peak RSS of the server, ingest and queries (MB)" "$(div "${R[http.always.rss_kb]:-}" 1024 %.0f)" "$(div "${R[influx.rss_kb]:-}" 1024 %.0f)" 0
+    local server_rss
+    server_rss=$(printf '%s\n' "${R[http.always.rss_ingest_kb]:-}" "${R[http.always.rss_kb]:-}" | sort -n | tail -n 1)
+    row "peak RSS of the server, ingest or queries (MB)" "$(div "$server_rss" 1024 %.0f)" "$(div "${R[influx.rss_kb]:-}" 1024 %.0f)" 0
     row "peak RSS in-process, ingest (MB)" "$(div "${R[inproc.always.rss_kb]:-}" 1024 %.0f)" "$(div "${R[influx.rss_kb]:-}" 1024 %.0f)" 0
     row "peak RSS per series, in-process / influxd (bytes; $(fmt_int $series) series)" "$(div "${R[inproc.always.rss_kb]:-}" "$(div $series 1024 %.6f)" %.0f)" "$(div "${R[influx.rss_kb]:-}" "$(div $series 1024 %.6f)" %.0f)" 0 int
     echo
     echo "Points counted back: InfluxDB ${R[influx.count_check]:-–}, Plateau in-process ${R[inproc.always.count_check]:-–},"
-    echo "over HTTP ${R[http.always.count_check]:-–} (of $(fmt_int "$POINTS")). InfluxDB's full compaction went on for ${R[influx.compact_s]:-–} s"
+    echo "over HTTP ${R[http.always.count_check]:-–} (JSON) and ${R[http_lp.always.count_check]:-–} (/write) of $(fmt_int "$POINTS"). InfluxDB's full compaction went on for ${R[influx.compact_s]:-–} s"
     echo "after the last write. Plateau's server stopped (flushing its heads) in ${R[http.always.stop_s]:-–} s, restarted in"
     echo "${R[http.always.restart_s]:-–} s and then compacted for ${R[http.always.compact_s]:-–} s."
     local n
