@@ -1104,6 +1104,7 @@ int tsdb_checkpoint(tsdb *db) {
   pthread_mutex_lock(&db->flush_mutex);
   int rc = engine_flush(db, 1);
   if (rc == 0) rc = compact_some(db, 1 << 30);
+  if (rc == 0) cs_vacuum(db->cs);
   pthread_mutex_unlock(&db->flush_mutex);
   return rc;
 }
@@ -1124,6 +1125,7 @@ static void *flusher_main(void *arg) {
     pthread_mutex_lock(&db->flush_mutex);
     engine_flush(db, checkpoint);
     compact_some(db, 16);
+    if (checkpoint) cs_vacuum(db->cs);
     pthread_mutex_unlock(&db->flush_mutex);
     pthread_mutex_lock(&db->bg_mutex);
   }

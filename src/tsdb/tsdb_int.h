@@ -107,6 +107,8 @@ int cs_rollup_delete(chunkstore *cs, int64_t rollup_id);
  * Thread-safe: uses a connection of the reader pool. */
 int cs_chunk_get(chunkstore *cs, int64_t chunk_id, pl_buf *out);
 int64_t cs_bytes(chunkstore *cs);
+/* Gives freed pages back to the file system, a bounded number per call. */
+void cs_vacuum(chunkstore *cs);
 
 /* Stats serialisation for chunk metas. */
 int cs_meta_encode(const chunk_meta *m, pl_buf *out);
