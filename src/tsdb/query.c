@@ -635,10 +635,46 @@ int tsdb_latest(tsdb *db, int64_t tenant_id, uint64_t group_id,
   uint32_t nf = g->nfields;
   char **names = calloc(nf ? nf : 1, sizeof *names);
   int64_t *from = malloc((nf ? nf : 1) * sizeof *from);
-  int rc = names && from ? 0 : PL_ENOMEM;
+  /* Most answers need no decoding: the newest row of a head, or the last value a chunk's
+   * statistics hold. fast[f].type stays 0 where the slow path must read. */
+  struct {
+    tsdb_value v;
+    int64_t ts;
+  } *fast = calloc(nf ? nf : 1, sizeof *fast);
+  int rc = names && from && fast ? 0 : PL_ENOMEM;
   for (uint32_t f = 0; f < nf && rc == 0; f++) {
     names[f] = strdup(g->field_names[f].p);
     if (!names[f]) rc = PL_ENOMEM;
+    tsdb_type type = g->field_types[f];
+    int64_t head_ts = INT64_MIN;
+    const head_val *head_v = NULL;
+    const head *hs[2] = {g->frozen, &g->head}; /* newer last: equal times take the later */
+    for (int k = 0; k < 2; k++) {
+      if (!hs[k] || f >= hs[k]->ncols) continue;
+      for (uint32_t r = 0; r < hs[k]->n; r++)
+        if (hs[k]->cols[f].present[r] && hs[k]->ts[r] >= head_ts) head_ts = hs[k]->ts[r], head_v = &hs[k]->cols[f].vals[r];
+    }
+    const chunk_meta *newest = NULL;
+    int col = -1;
+    for (size_t c = 0; c < g->nchunks; c++) {
+      const chunk_meta *m = &g->chunks[c];
+      for (uint8_t k = 0; k < m->ncols; k++)
+        if (!m->summary && m->col_field[k] == f && (!newest || m->end_ts > newest->end_ts)) newest = m, col = k;
+    }
+    if (head_v && type != TSDB_STRING && (!newest || head_ts > newest->end_ts)) {
+      fast[f].ts = head_ts;
+      fast[f].v.type = type;
+      if (type == TSDB_FLOAT) fast[f].v.v.f = head_v->f;
+      else if (type == TSDB_INT) fast[f].v.v.i = head_v->i;
+      else fast[f].v.v.b = (int)head_v->i;
+    } else if (!head_v && newest && !newest->overlaps && newest->col_full[col] && type != TSDB_STRING) {
+      const tsdb_stats *st = &newest->stats[col];
+      fast[f].ts = newest->end_ts;
+      fast[f].v.type = type;
+      if (type == TSDB_FLOAT) fast[f].v.v.f = st->last;
+      else if (type == TSDB_INT) fast[f].v.v.i = st->last_i;
+      else fast[f].v.v.b = st->last != 0;
+    }
     /* The chunk holding the field that ends last; any chunk reaching into it may hold later
      * values too, so start from the earliest start among those. */
     int64_t best_end = INT64_MIN, start = INT64_MIN;
@@ -655,6 +691,10 @@ int tsdb_latest(tsdb *db, int64_t tenant_id, uint64_t group_id,
   tsdb_points p;
   tsdb_points_init(&p);
   for (uint32_t f = 0; f < nf && rc == 0; f++) {
+    if (fast[f].v.type) {
+      rc = cb(ctx, (tsdb_str){names[f], strlen(names[f])}, fast[f].ts, &fast[f].v);
+      continue;
+    }
     rc = read_series(db, tenant_id, group_id, names[f], from[f], INT64_MAX, NULL, 0, &p);
     if (rc == PL_ENOTFOUND) {
       rc = 0; /* the field or group went away meanwhile */
@@ -676,6 +716,7 @@ int tsdb_latest(tsdb *db, int64_t tenant_id, uint64_t group_id,
   for (uint32_t f = 0; f < nf && names; f++) free(names[f]);
   free(names);
   free(from);
+  free(fast);
   return rc;
 }
 

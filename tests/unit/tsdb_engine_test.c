@@ -306,6 +306,16 @@ static void test_latest(void **state) {
   double got[3] = {0};
   assert_int_equal(tsdb_latest(f->db, 1, gid(f->db, 1, "l"), latest_cb, got), 0);
   assert_true(got[0] == 20 && got[1] == 20 && got[2] == 33);
+  /* From chunk statistics alone (heads empty), and after a value replaced in a later chunk. */
+  assert_int_equal(tsdb_checkpoint(f->db), 0);
+  memset(got, 0, sizeof got);
+  assert_int_equal(tsdb_latest(f->db, 1, gid(f->db, 1, "l"), latest_cb, got), 0);
+  assert_true(got[0] == 20 && got[1] == 20 && got[2] == 33);
+  assert_int_equal(put(f->db, 1, "l", "a", T0 + 20 * SEC, 21), 0);
+  assert_int_equal(tsdb_checkpoint(f->db), 0);
+  memset(got, 0, sizeof got);
+  assert_int_equal(tsdb_latest(f->db, 1, gid(f->db, 1, "l"), latest_cb, got), 0);
+  assert_true(got[0] == 21 && got[1] == 20);
 }
 
 static void test_delete_and_retention(void **state) {
