@@ -8,6 +8,7 @@ import pathlib
 import urllib.parse
 
 import pytest
+import requests
 
 from plateau_helpers import assert_error, describe, uniq
 
@@ -137,10 +138,15 @@ def test_capture_limits_options_and_behaviour(server, tenant):
     r = capture(server, tok, many)
     assert_error(r, 413)
     assert "limit" in r.json()["error"]["message"]
-    # over the size limit
+    # over the size limit: the server answers 413 as soon as it sees Content-Length and closes
+    # the connection, so a client still sending may see the reset before it reads the answer.
     size = int(r.headers.get("GS1-EPCIS-Capture-File-Size-Limit", 8388608))
-    r = capture(server, tok, b"{" + b" " * (size + 10) + b"}")
-    assert_error(r, 413)
+    try:
+        r = capture(server, tok, b"{" + b" " * (size + 10) + b"}")
+        assert_error(r, 413)
+    except requests.exceptions.ConnectionError:
+        pass
+    assert server.api("GET", "/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("body, words", [
