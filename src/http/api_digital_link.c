@@ -125,10 +125,54 @@ static int on_record(void *ctx, const store_handle *h) {
   return 0;
 }
 
+/* Appends value percent-encoded (everything but RFC 3986's unreserved characters). */
+static int append_encoded(pl_buf *out, const char *value) {
+  static const char hex[] = "0123456789ABCDEF";
+  int rc = 0;
+  for (const unsigned char *v = (const unsigned char *)value; *v && rc == 0; v++) {
+    if ((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') || strchr("-._~", *v)) {
+      rc = pl_buf_append_byte(out, *v);
+    } else {
+      uint8_t e[3] = {'%', (uint8_t)hex[*v >> 4], (uint8_t)hex[*v & 15]};
+      rc = pl_buf_append(out, e, 3);
+    }
+  }
+  return rc;
+}
+
+/* Every record resolves gs1:traceability: when the owner registered no such link, to this
+ * node's product story page for the item (/trace?epc=<the Digital Link>), which shows the
+ * public trace events and any recall. It is the default link too when the record has none. */
+static void add_trace_link(record *rec, const char *base, const char *requested) {
+  for (int i = 0; i < rec->nlinks; i++)
+    if (!strcmp(rec->links[i].type, "gs1:traceability"))
+      return;
+  if (rec->nlinks == LINKS_MAX)
+    return;
+  pl_buf href;
+  pl_buf_init(&href, 8192);
+  char item[DL_KEY_PATH_MAX + 320];
+  snprintf(item, sizeof item, "%s%s", base, requested);
+  int rc = pl_buf_printf(&href, "%s/trace?epc=", base);
+  if (rc == 0)
+    rc = append_encoded(&href, item);
+  json_t *obj = rc == 0 ? json_pack("{s:s%, s:s}", "href", (const char *)href.data, href.len, "title",
+                                    "Product story and recall status")
+                        : NULL;
+  pl_buf_free(&href);
+  if (!obj)
+    return;
+  dl_link *l = &rec->links[rec->nlinks];
+  snprintf(l->type, sizeof l->type, "gs1:traceability");
+  l->obj = obj;
+  if (rec->default_link < 0)
+    rec->default_link = rec->nlinks;
+  rec->nlinks++;
+}
+
 /* Replaces each "{name}" in the links' hrefs with value (percent-encoded): the record of a
  * qualifier template ("/21/{serialnumber}") sends each serial to its own page. */
 static void fill_templates(record *rec, const char *value) {
-  static const char hex[] = "0123456789ABCDEF";
   for (int i = 0; i < rec->nlinks; i++) {
     const char *h = json_string_value(json_object_get(rec->links[i].obj, "href"));
     if (!h || !strchr(h, '{'))
@@ -139,15 +183,7 @@ static void fill_templates(record *rec, const char *value) {
     for (const char *c = h; *c && ok;) {
       const char *close = *c == '{' ? strchr(c, '}') : NULL;
       if (close) {
-        for (const unsigned char *v = (const unsigned char *)value; *v && ok; v++) {
-          if ((*v >= 'a' && *v <= 'z') || (*v >= 'A' && *v <= 'Z') || (*v >= '0' && *v <= '9') ||
-              strchr("-._~", *v)) {
-            ok = pl_buf_append_byte(&out, *v) == 0;
-          } else {
-            uint8_t e[3] = {'%', (uint8_t)hex[*v >> 4], (uint8_t)hex[*v & 15]};
-            ok = pl_buf_append(&out, e, 3) == 0;
-          }
-        }
+        ok = append_encoded(&out, value) == 0;
         c = close + 1;
       } else {
         ok = pl_buf_append_byte(&out, (uint8_t)*c++) == 0;
@@ -330,6 +366,7 @@ static int resolve_dl(http_req *r) {
     free(rec);
     return http_reply_error(r, 404, "no record for %s on this resolver", requested);
   }
+  add_trace_link(rec, base, requested);
   snprintf(anchor, sizeof anchor, "%s%s", base, requested);
   char linkset_url[DL_KEY_PATH_MAX + 320];
   snprintf(linkset_url, sizeof linkset_url, "%s?linkType=all", anchor);

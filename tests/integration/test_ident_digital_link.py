@@ -151,3 +151,15 @@ def test_one_label_both_worlds(server, dl):
     r = server.api("PUT", "/api/handles/88.118.41/dup", token=dl["tok"],
                    json={"values": [text_value(1, "GS1", dl["recs"][0]["anchor"])]})
     assert r.status_code == 409
+
+
+def test_traceability_link_leads_to_the_product_page(server, dl):
+    """Every record answers gs1:traceability: the owner's link, or this node's product page."""
+    r = get(server, "/01/09506000134352?linkType=gs1:traceability")
+    assert r.status_code == 307, r.text
+    loc = r.headers["Location"]
+    assert "/trace?epc=" in loc and "%2F01%2F09506000134352" in loc, loc
+    page = server.http.get(loc, headers={"Accept-Language": "bo"}, allow_redirects=False)
+    assert page.status_code in (200, 404) and page.headers["Content-Type"].startswith("text/html"), page.text[:200]
+    ls = get(server, "/01/09506000134352?linkType=all").json()["linkset"][0]
+    assert ls["https://gs1.org/voc/traceability"][0]["href"] == loc
