@@ -277,6 +277,28 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
   return 0;
 }
 
+typedef struct event_visit {
+  store_trace_cb cb;
+  void *ctx;
+} event_visit;
+
+static int visit_event(void *ctx, sqlite3_stmt *st) {
+  event_visit *v = ctx;
+  store_trace_row row;
+  row.id = sqlite3_column_int64(st, 0);
+  row.tenant_id = sqlite3_column_int64(st, 1);
+  row.type = sqlite3_column_int(st, 2);
+  row.event_time_ms = sqlite3_column_int64(st, 3);
+  row.record_time_ms = sqlite3_column_int64(st, 4);
+  row.event_id = (const char *)sqlite3_column_text(st, 5);
+  row.doc = (const char *)sqlite3_column_text(st, 6);
+  row.doc_len = (size_t)sqlite3_column_bytes(st, 6);
+  row.is_public = sqlite3_column_int(st, 7);
+  if (!row.event_id || !row.doc)
+    return PL_ENOMEM;
+  return v->cb(v->ctx, &row);
+}
+
 int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, void *ctx) {
   binds *b = calloc(1, sizeof *b);
   if (!b)
@@ -303,38 +325,49 @@ int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, 
     rc = store__prepare(s, pl_buf_cstr(&sql), &st);
   if (rc == 0)
     rc = binds_apply(b, st);
-  int n = 0;
-  while (rc == 0) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_trace_row row;
-    row.id = sqlite3_column_int64(st, 0);
-    row.tenant_id = sqlite3_column_int64(st, 1);
-    row.type = sqlite3_column_int(st, 2);
-    row.event_time_ms = sqlite3_column_int64(st, 3);
-    row.record_time_ms = sqlite3_column_int64(st, 4);
-    row.event_id = (const char *)sqlite3_column_text(st, 5);
-    row.doc = (const char *)sqlite3_column_text(st, 6);
-    row.doc_len = (size_t)sqlite3_column_bytes(st, 6);
-    row.is_public = sqlite3_column_int(st, 7);
-    if (!row.event_id || !row.doc) {
-      rc = PL_ENOMEM;
-      break;
-    }
-    if ((rc = cb(ctx, &row)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
+  event_visit v = {cb, ctx};
+  if (rc == 0)
+    rc = store__each_row(s, st, visit_event, &v);
+  else
+    sqlite3_finalize(st);
   pl_buf_free(&sql);
   binds_free(b);
   free(b);
-  return rc < 0 ? rc : n;
+  return rc;
+}
+
+typedef struct value_visit {
+  int (*cb)(void *ctx, const char *value);
+  void *ctx;
+} value_visit;
+
+static int visit_value(void *ctx, sqlite3_stmt *st) {
+  value_visit *v = ctx;
+  const char *value = (const char *)sqlite3_column_text(st, 0);
+  return value ? v->cb(v->ctx, value) : 0;
+}
+
+typedef struct link_visit {
+  int (*cb)(void *ctx, const store_trace_link *l);
+  void *ctx;
+} link_visit;
+
+static int visit_link(void *ctx, sqlite3_stmt *st) {
+  link_visit *v = ctx;
+  store_trace_link l;
+  l.event = sqlite3_column_int64(st, 0);
+  l.tenant_id = sqlite3_column_int64(st, 1);
+  l.type = sqlite3_column_int(st, 2);
+  l.event_time_ms = sqlite3_column_int64(st, 3);
+  l.action = (const char *)sqlite3_column_text(st, 4);
+  l.biz_step = (const char *)sqlite3_column_text(st, 5);
+  l.disposition = (const char *)sqlite3_column_text(st, 6);
+  l.read_point = (const char *)sqlite3_column_text(st, 7);
+  l.biz_location = (const char *)sqlite3_column_text(st, 8);
+  l.self_role = sqlite3_column_int(st, 9);
+  l.other = (const char *)sqlite3_column_text(st, 10);
+  l.other_role = sqlite3_column_int(st, 11);
+  return v->cb(v->ctx, &l);
 }
 
 int store_trace_distinct(store *s, int64_t viewer, int field, const char *after, int limit,
@@ -364,25 +397,15 @@ int store_trace_distinct(store *s, int64_t viewer, int field, const char *after,
     rc = store__prepare(s, pl_buf_cstr(&sql), &st);
   if (rc == 0)
     rc = binds_apply(b, st);
-  int n = 0;
-  while (rc == 0) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    const char *v = (const char *)sqlite3_column_text(st, 0);
-    if (v && (rc = cb(ctx, v)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
+  value_visit v = {cb, ctx};
+  if (rc == 0)
+    rc = store__each_row(s, st, visit_value, &v);
+  else
+    sqlite3_finalize(st);
   pl_buf_free(&sql);
   binds_free(b);
   free(b);
-  return rc < 0 ? rc : n;
+  return rc;
 }
 
 /* ---- lineage ---- */
@@ -413,37 +436,15 @@ int store_trace_links(store *s, int64_t viewer, const char *epc,
     rc = store__prepare(s, pl_buf_cstr(&sql), &st);
   if (rc == 0)
     rc = binds_apply(b, st);
-  int n = 0;
-  while (rc == 0) {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE)
-      break;
-    if (step != SQLITE_ROW) {
-      rc = store__rc(s, step);
-      break;
-    }
-    store_trace_link l;
-    l.event = sqlite3_column_int64(st, 0);
-    l.tenant_id = sqlite3_column_int64(st, 1);
-    l.type = sqlite3_column_int(st, 2);
-    l.event_time_ms = sqlite3_column_int64(st, 3);
-    l.action = (const char *)sqlite3_column_text(st, 4);
-    l.biz_step = (const char *)sqlite3_column_text(st, 5);
-    l.disposition = (const char *)sqlite3_column_text(st, 6);
-    l.read_point = (const char *)sqlite3_column_text(st, 7);
-    l.biz_location = (const char *)sqlite3_column_text(st, 8);
-    l.self_role = sqlite3_column_int(st, 9);
-    l.other = (const char *)sqlite3_column_text(st, 10);
-    l.other_role = sqlite3_column_int(st, 11);
-    if ((rc = cb(ctx, &l)) < 0)
-      break;
-    n++;
-  }
-  sqlite3_finalize(st);
+  link_visit v = {cb, ctx};
+  if (rc == 0)
+    rc = store__each_row(s, st, visit_link, &v);
+  else
+    sqlite3_finalize(st);
   pl_buf_free(&sql);
   binds_free(b);
   free(b);
-  return rc < 0 ? rc : n;
+  return rc;
 }
 
 int store_trace_epc_exists_any(store *s, const char *epc) {
