@@ -238,6 +238,71 @@ static const char *const migrations[] = {
     "  last_event INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX trace_subscriptions_by_tenant ON trace_subscriptions(tenant_id, query_name);",
+    /* 8: a leaner event store for captures of millions of events (store/trace.c). Events are
+     * deduplicated on a 16-byte key (BLAKE2b of the eventID, plateau_event_key()) instead of the
+     * eventID text, whose ~90-byte random keys made the unique index the largest and slowest to
+     * grow; identifiers live in a table clustered by identifier (WITHOUT ROWID: the lookup of
+     * MATCH_* and lineage is the table itself, and the by-event index covers the other
+     * identifiers of an event). Tables are rebuilt children first, so that dropping the old
+     * ones cascades into nothing, and renamed (SQLite rewrites the foreign keys). Master data:
+     * vocabulary elements with their attributes, and the children of each (WD_ queries). */
+    "CREATE TABLE trace_events_v8 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  event_key BLOB NOT NULL CHECK (length(event_key) = 16),"
+    "  event_id TEXT NOT NULL,"
+    "  type INTEGER NOT NULL CHECK (type BETWEEN 1 AND 5),"
+    "  event_time_ms INTEGER NOT NULL,"
+    "  record_time_ms INTEGER NOT NULL,"
+    "  action TEXT, biz_step TEXT, disposition TEXT, read_point TEXT, biz_location TEXT,"
+    "  public INTEGER NOT NULL DEFAULT 0,"
+    "  capture_id INTEGER,"
+    "  doc TEXT NOT NULL,"
+    "  UNIQUE (tenant_id, event_key)"
+    ");"
+    "INSERT INTO trace_events_v8 SELECT id, tenant_id, plateau_event_key(event_id), event_id, type, event_time_ms,"
+    "  record_time_ms, action, biz_step, disposition, read_point, biz_location, public, capture_id, doc"
+    "  FROM trace_events;"
+    "CREATE TABLE event_epcs_v8 ("
+    "  epc TEXT NOT NULL,"
+    "  event INTEGER NOT NULL REFERENCES trace_events_v8(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL,"
+    "  quantity REAL,"
+    "  uom TEXT,"
+    "  PRIMARY KEY (epc, event, role)"
+    ") WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO event_epcs_v8 SELECT epc, event, role, quantity, uom FROM event_epcs;"
+    "CREATE TABLE event_shares_v8 ("
+    "  event INTEGER NOT NULL REFERENCES trace_events_v8(id) ON DELETE CASCADE,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (event, tenant_id)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO event_shares_v8 SELECT event, tenant_id FROM event_shares;"
+    "DROP TABLE event_epcs;"
+    "DROP TABLE event_shares;"
+    "DROP TABLE trace_events;"
+    "ALTER TABLE trace_events_v8 RENAME TO trace_events;"
+    "ALTER TABLE event_epcs_v8 RENAME TO event_epcs;"
+    "ALTER TABLE event_shares_v8 RENAME TO event_shares;"
+    "CREATE INDEX trace_events_by_time ON trace_events(tenant_id, event_time_ms);"
+    "CREATE INDEX trace_events_by_record ON trace_events(tenant_id, record_time_ms);"
+    "CREATE INDEX trace_events_by_event_time ON trace_events(event_time_ms);"
+    "CREATE INDEX event_epcs_by_event ON event_epcs(event);"
+    "CREATE INDEX event_shares_by_tenant ON event_shares(tenant_id, event);"
+    "CREATE TABLE trace_vocab ("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  attributes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(attributes)),"
+    "  updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (tenant_id, type, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE trace_vocab_children ("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  parent TEXT NOT NULL,"
+    "  child TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, parent, child)"
+    ") WITHOUT ROWID;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -473,6 +538,10 @@ int store_open(const char *path, store **out, pl_err *err) {
   }
   sqlite3_extended_result_codes(s->db, 1);
   sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  if ((rc = store__trace_functions(s)) < 0) {
+    pl_err_set(err, rc, "registering SQL functions: %s", pl_strerror(rc));
+    goto fail;
+  }
   if ((rc = set_wal(s, err)) < 0)
     goto fail;
   if ((rc = exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")) < 0) {
@@ -517,6 +586,10 @@ int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_st
 
 int store_schema_latest(void) {
   return MIGRATION_COUNT;
+}
+
+const char *store__migration(int version) {
+  return version >= 1 && version <= MIGRATION_COUNT ? migrations[version - 1] : NULL;
 }
 
 int store_schema_version(store *s) {

@@ -75,6 +75,10 @@ struct store {
 int store__stmt(store *s, int id, const char *sql, sqlite3_stmt **out);
 /* A fresh statement the caller finalizes (for lists). */
 int store__prepare(store *s, const char *sql, sqlite3_stmt **out);
+/* The SQL of migration `version` (1-based), NULL past the last: tests build old schemas. */
+const char *store__migration(int version);
+/* Registers the SQL functions of the trace store (plateau_event_key) on a new connection. */
+int store__trace_functions(store *s);
 /* Maps a SQLite result code (extended codes are on) to PL_E*; logs unexpected failures with
  * SQLite's message, which never contains bound values. */
 int store__rc(store *s, int sqlite_rc);

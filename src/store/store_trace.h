@@ -64,6 +64,10 @@ typedef struct store_trace_event {
   int is_public;
 } store_trace_event;
 
+/* The deduplication key of an eventID (BLAKE2b, 16 bytes): events of a tenant are unique by it. */
+#define STORE_TRACE_KEY_BYTES 16
+void store_trace_event_key(const char *event_id, uint8_t key[STORE_TRACE_KEY_BYTES]);
+
 /* Inserts n events of tenant_id with record time record_ms, in the caller's transaction (open
  * one: a failure part-way leaves rows the caller must roll back). inserted[i] (when not NULL)
  * is 1 for an inserted event, 0 for one whose event_id the tenant has already (deduplication:

@@ -10,6 +10,7 @@
 
 #include "base/buf.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,43 +21,71 @@ static int bind_opt(sqlite3_stmt *st, int idx, const char *s) {
   return sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : PL_ENOMEM;
 }
 
+void store_trace_event_key(const char *event_id, uint8_t key[STORE_TRACE_KEY_BYTES]) {
+  crypto_generichash(key, STORE_TRACE_KEY_BYTES, (const unsigned char *)event_id, strlen(event_id), NULL, 0);
+}
+
+/* plateau_event_key(text): the dedup key of an eventID, for migration 8 and EQ_eventID. */
+static void sql_event_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const unsigned char *id = sqlite3_value_text(argv[0]);
+  if (!id) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  uint8_t key[STORE_TRACE_KEY_BYTES];
+  store_trace_event_key((const char *)id, key);
+  sqlite3_result_blob(ctx, key, sizeof key, SQLITE_TRANSIENT);
+}
+
+int store__trace_functions(store *s) {
+  int rc = sqlite3_create_function(s->db, "plateau_event_key", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+                                   NULL, sql_event_key, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : store__rc(s, rc);
+}
+
 int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, int64_t record_ms,
                              const store_trace_event *evs, size_t n, int *inserted) {
   sqlite3_stmt *ev = NULL, *epc = NULL, *share = NULL;
   int rc;
-  /* Captures touch four indexes of random keys (event ids, identifiers): a page cache larger
+  /* Captures touch two indexes of random keys (event keys, identifiers): a page cache larger
    * than SQLite's 2 MB default keeps their inner pages in memory (64 MB per connection, only
    * grown as used). */
   sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
   if ((rc = store__prepare(s,
-                           "INSERT INTO trace_events (tenant_id, event_id, type, event_time_ms, record_time_ms,"
+                           "INSERT INTO trace_events (tenant_id, event_key, event_id, type, event_time_ms, record_time_ms,"
                            " action, biz_step, disposition, read_point, biz_location, public, capture_id, doc)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant_id, event_key) DO NOTHING",
                            &ev)) < 0)
     goto out;
-  if ((rc = store__prepare(s, "INSERT INTO event_epcs (event, role, epc, quantity, uom) VALUES (?,?,?,?,?)", &epc)) < 0)
+  /* An identifier named twice in one role of one event is one row (the first quantity). */
+  if ((rc = store__prepare(s, "INSERT OR IGNORE INTO event_epcs (epc, event, role, quantity, uom) VALUES (?,?,?,?,?)",
+                           &epc)) < 0)
     goto out;
   if ((rc = store__prepare(s, "INSERT OR IGNORE INTO event_shares (event, tenant_id) VALUES (?,?)", &share)) < 0)
     goto out;
   for (size_t i = 0; i < n; i++) {
     const store_trace_event *e = &evs[i];
+    uint8_t key[STORE_TRACE_KEY_BYTES];
+    store_trace_event_key(e->event_id, key);
     sqlite3_reset(ev);
     sqlite3_bind_int64(ev, 1, tenant_id);
-    sqlite3_bind_text(ev, 2, e->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ev, 3, e->type);
-    sqlite3_bind_int64(ev, 4, e->event_time_ms);
-    sqlite3_bind_int64(ev, 5, record_ms);
-    bind_opt(ev, 6, e->action);
-    bind_opt(ev, 7, e->biz_step);
-    bind_opt(ev, 8, e->disposition);
-    bind_opt(ev, 9, e->read_point);
-    bind_opt(ev, 10, e->biz_location);
-    sqlite3_bind_int(ev, 11, e->is_public ? 1 : 0);
+    sqlite3_bind_blob(ev, 2, key, sizeof key, SQLITE_STATIC);
+    sqlite3_bind_text(ev, 3, e->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ev, 4, e->type);
+    sqlite3_bind_int64(ev, 5, e->event_time_ms);
+    sqlite3_bind_int64(ev, 6, record_ms);
+    bind_opt(ev, 7, e->action);
+    bind_opt(ev, 8, e->biz_step);
+    bind_opt(ev, 9, e->disposition);
+    bind_opt(ev, 10, e->read_point);
+    bind_opt(ev, 11, e->biz_location);
+    sqlite3_bind_int(ev, 12, e->is_public ? 1 : 0);
     if (capture_id)
-      sqlite3_bind_int64(ev, 12, capture_id);
+      sqlite3_bind_int64(ev, 13, capture_id);
     else
-      sqlite3_bind_null(ev, 12);
-    sqlite3_bind_text(ev, 13, e->doc, (int)e->doc_len, SQLITE_STATIC);
+      sqlite3_bind_null(ev, 13);
+    sqlite3_bind_text(ev, 14, e->doc, (int)e->doc_len, SQLITE_STATIC);
     if ((rc = store__exec(s, ev)) < 0)
       goto out;
     if (sqlite3_changes(s->db) == 0) {
@@ -67,9 +96,9 @@ int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, in
     int64_t id = sqlite3_last_insert_rowid(s->db);
     for (size_t k = 0; k < e->nepcs; k++) {
       const store_trace_epc *x = &e->epcs[k];
-      sqlite3_bind_int64(epc, 1, id);
-      sqlite3_bind_int(epc, 2, x->role);
-      sqlite3_bind_text(epc, 3, x->epc, -1, SQLITE_STATIC);
+      sqlite3_bind_text(epc, 1, x->epc, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(epc, 2, id);
+      sqlite3_bind_int(epc, 3, x->role);
       if (x->has_quantity)
         sqlite3_bind_double(epc, 4, x->quantity);
       else
@@ -158,7 +187,7 @@ static int visibility(binds *b, pl_buf *sql, int64_t viewer) {
 
 static const char *column_of(int field) {
   switch (field) {
-  case STORE_TRACE_F_EVENT_ID: return "e.event_id";
+  case STORE_TRACE_F_EVENT_ID: return "e.event_key";
   case STORE_TRACE_F_ACTION: return "e.action";
   case STORE_TRACE_F_BIZ_STEP: return "e.biz_step";
   case STORE_TRACE_F_DISPOSITION: return "e.disposition";
@@ -268,7 +297,10 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
     if ((rc = pl_buf_printf(sql, "%s IN (", col)) < 0)
       return rc;
     for (int k = 0; k < c->nvalues; k++) {
-      if ((k && (rc = pl_buf_append_str(sql, ",")) < 0) || (rc = bind_text(b, sql, c->values[k], NULL)) < 0)
+      if ((k && (rc = pl_buf_append_str(sql, ",")) < 0) ||
+          (c->field == STORE_TRACE_F_EVENT_ID && (rc = pl_buf_append_str(sql, "plateau_event_key(")) < 0) ||
+          (rc = bind_text(b, sql, c->values[k], NULL)) < 0 ||
+          (c->field == STORE_TRACE_F_EVENT_ID && (rc = pl_buf_append_str(sql, ")")) < 0))
         return rc;
     }
     if ((rc = pl_buf_append_str(sql, ")")) < 0)
@@ -421,7 +453,7 @@ int store_trace_links(store *s, int64_t viewer, const char *epc,
                              "SELECT e.id, e.tenant_id, e.type, e.event_time_ms, e.action, e.biz_step, e.disposition,"
                              " e.read_point, e.biz_location, a.role, o.epc, o.role"
                              " FROM event_epcs a JOIN trace_events e ON e.id = a.event"
-                             " LEFT JOIN event_epcs o ON o.event = a.event AND o.rowid != a.rowid"
+                             " LEFT JOIN event_epcs o ON o.event = a.event AND NOT (o.epc = a.epc AND o.role = a.role)"
                              " WHERE a.epc = ");
   if (rc == 0)
     rc = bind_text(b, &sql, epc, NULL);

@@ -407,6 +407,22 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* One rendered list item: its bytes in a scratch buffer. */
+typedef struct canon_item {
+  size_t off, len;
+} canon_item;
+
+/* The scratch buffer the items being sorted point into. qsort has no context argument; the
+ * hash of one event runs on one thread, and this is set just before each sort. */
+static _Thread_local const unsigned char *canon_base;
+
+static int cmp_item(const void *a, const void *b) {
+  const canon_item *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(canon_base + x->off, canon_base + y->off, n);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
 /* Appends the canonical text of v; vocab is "BizStep"/"Disp" for those fields' strings. */
 static int canon(trace_doc *doc, pl_buf *out, const json_t *v, const char *vocab, int depth) {
   if (depth > TRACE_JSON_DEPTH_MAX)
@@ -428,28 +444,29 @@ static int canon(trace_doc *doc, pl_buf *out, const json_t *v, const char *vocab
   case JSON_FALSE: return pl_buf_append_str(out, "false");
   case JSON_NULL: return 0;
   case JSON_ARRAY: {
+    /* Items are rendered one after another into one scratch buffer, then appended in sorted
+     * order (the order of a list does not change the hash). */
     size_t n = json_array_size(v);
-    char **items = calloc(n ? n : 1, sizeof *items);
+    if (n == 1)
+      return canon(doc, out, json_array_get(v, 0), vocab, depth + 1);
+    canon_item *items = malloc((n ? n : 1) * sizeof *items);
     if (!items)
       return PL_ENOMEM;
+    pl_buf b;
+    pl_buf_init(&b, out->max_bytes);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-      pl_buf b;
-      pl_buf_init(&b, out->max_bytes);
-      if ((rc = canon(doc, &b, json_array_get(v, i), vocab, depth + 1)) == 0) {
-        items[i] = strdup(pl_buf_cstr(&b));
-        if (!items[i])
-          rc = PL_ENOMEM;
-      }
-      pl_buf_free(&b);
+      items[i].off = b.len;
+      rc = canon(doc, &b, json_array_get(v, i), vocab, depth + 1);
+      items[i].len = b.len - items[i].off;
     }
-    if (rc == 0)
-      qsort(items, n, sizeof *items, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-      if (rc == 0)
-        rc = pl_buf_append_str(out, items[i]);
-      free(items[i]);
+    if (rc == 0) {
+      canon_base = b.data;
+      qsort(items, n, sizeof *items, cmp_item);
+      for (size_t i = 0; i < n && rc == 0; i++)
+        rc = pl_buf_append(out, b.data + items[i].off, items[i].len);
     }
+    pl_buf_free(&b);
     free(items);
     return rc;
   }
@@ -956,6 +973,138 @@ int trace_event_parse(trace_doc *doc, json_t *ev, trace_event *out, pl_err *err)
 
 /* ---- documents ---- */
 
+/* The stored text of an event is its bytes from the request, not a re-serialisation of the
+ * parsed tree: the walker below finds the byte span of each member of the event list in the
+ * document, which pl_json_parse has already checked (valid JSON and UTF-8, bounded depth, no
+ * duplicate member names -- so the member jansson kept is the only one there is). A span is
+ * copied without the whitespace between tokens, with "eventID" put first when it was computed.
+ * When the walk does not find the list (a member name written with escapes, say), the events
+ * are serialised from the tree instead. */
+
+static size_t skip_ws(const char *p, size_t i, size_t n) {
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+    i++;
+  return i;
+}
+
+/* The index just past the string token starting at p[i] == '"'; *escaped when it has a '\\'. */
+static size_t skip_string(const char *p, size_t i, size_t n, int *escaped) {
+  for (i++; i < n; i++) {
+    if (p[i] == '\\') {
+      *escaped = 1;
+      i++;
+    } else if (p[i] == '"') {
+      return i + 1;
+    }
+  }
+  return n;
+}
+
+/* The index just past the value starting at p[i]. */
+static size_t skip_value(const char *p, size_t i, size_t n) {
+  int depth = 0, esc = 0;
+  while (i < n) {
+    char c = p[i];
+    if (c == '"') {
+      i = skip_string(p, i, n, &esc);
+    } else if (c == '{' || c == '[') {
+      depth++;
+      i++;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0)
+        return i;
+      depth--;
+      i++;
+    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+      return i;
+    } else {
+      i++;
+    }
+    if (depth == 0 && (c == '"' || c == '}' || c == ']'))
+      return i;
+  }
+  return n;
+}
+
+/* The start of the value of member `key` of the object starting at p[i] == '{', or n. */
+static size_t find_member(const char *p, size_t i, size_t n, const char *key) {
+  size_t klen = strlen(key);
+  if (i >= n || p[i] != '{')
+    return n;
+  i = skip_ws(p, i + 1, n);
+  while (i < n && p[i] == '"') {
+    int esc = 0;
+    size_t end = skip_string(p, i, n, &esc);
+    int match = !esc && end - i - 2 == klen && memcmp(p + i + 1, key, klen) == 0;
+    i = skip_ws(p, end, n);
+    if (i >= n || p[i] != ':')
+      return n;
+    i = skip_ws(p, i + 1, n);
+    if (match)
+      return i;
+    i = skip_ws(p, skip_value(p, i, n), n);
+    if (i < n && p[i] == ',')
+      i = skip_ws(p, i + 1, n);
+  }
+  return n;
+}
+
+/* Fills start[k], end[k] with the spans of the first `count` members of the event list; 0
+ * when exactly `count` were found, else -1. */
+static int event_spans(const char *p, size_t n, int query_doc, size_t count, size_t *start, size_t *end) {
+  size_t i = find_member(p, skip_ws(p, 0, n), n, "epcisBody");
+  if (query_doc) {
+    i = find_member(p, i, n, "queryResults");
+    i = find_member(p, i, n, "resultsBody");
+  }
+  i = find_member(p, i, n, "eventList");
+  if (i >= n || p[i] != '[')
+    return -1;
+  size_t k = 0;
+  i = skip_ws(p, i + 1, n);
+  while (i < n && p[i] != ']') {
+    if (k == count || p[i] != '{')
+      return -1;
+    start[k] = i;
+    i = skip_value(p, i, n);
+    end[k++] = i;
+    i = skip_ws(p, i, n);
+    if (i < n && p[i] == ',')
+      i = skip_ws(p, i + 1, n);
+  }
+  return k == count ? 0 : -1;
+}
+
+/* The stored text of event ev from its span: whitespace between tokens dropped, the computed
+ * eventID (id, or NULL) first. Arena memory; NULL when out of memory. */
+static char *event_text(trace_doc *d, const char *p, size_t start, size_t end, const char *id, size_t *len) {
+  size_t idlen = id ? strlen(id) + 14 : 0;
+  char *out = arena_alloc(d, end - start + idlen + 1);
+  if (!out)
+    return NULL;
+  size_t o = 0, i = start + 1;
+  out[o++] = '{';
+  if (id)
+    o += (size_t)sprintf(out + o, "\"eventID\":\"%s\",", id);
+  while (i < end) {
+    char c = p[i];
+    if (c == '"') {
+      int esc = 0;
+      size_t e = skip_string(p, i, end, &esc);
+      memcpy(out + o, p + i, e - i);
+      o += e - i;
+      i = e;
+    } else {
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+        out[o++] = c;
+      i++;
+    }
+  }
+  out[o] = 0;
+  *len = o;
+  return out;
+}
+
 void trace_doc_free(trace_doc *d) {
   if (!d)
     return;
@@ -1027,10 +1176,18 @@ int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc *
     trace_doc_free(d);
     return PL_ENOMEM;
   }
+  size_t *spans = malloc(2 * (n ? n : 1) * sizeof *spans);
+  if (!spans) {
+    trace_doc_free(d);
+    return PL_ENOMEM;
+  }
+  int raw = event_spans(data, len, query_doc, n, spans, spans + n) == 0;
   for (size_t i = 0; i < n; i++) {
     pl_err e = {{0}};
+    int had_id = json_object_get(json_array_get(list, i), "eventID") != NULL;
     rc = trace_event_parse(d, json_array_get(list, i), &d->events[i], &e);
     if (rc == PL_ENOMEM) {
+      free(spans);
       trace_doc_free(d);
       return rc;
     }
@@ -1038,6 +1195,7 @@ int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc *
       d->events[i].valid = 0;
       trace_problem *p = realloc(d->problems, (d->nproblems + 1) * sizeof *p);
       if (!p) {
+        free(spans);
         trace_doc_free(d);
         return PL_ENOMEM;
       }
@@ -1046,18 +1204,27 @@ int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc *
       snprintf(p[d->nproblems].message, sizeof p[d->nproblems].message, "%s", e.msg[0] ? e.msg : pl_strerror(rc));
       d->nproblems++;
     } else {
-      char *text = json_dumps(d->events[i].json, JSON_COMPACT | JSON_PRESERVE_ORDER);
-      char *copy = text ? arena_strdup(d, text, strlen(text)) : NULL;
-      free(text);
+      char *copy;
+      size_t copy_len = 0;
+      if (raw) {
+        copy = event_text(d, data, spans[i], spans[n + i], had_id ? NULL : d->events[i].event_id, &copy_len);
+      } else {
+        char *text = json_dumps(d->events[i].json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        copy_len = text ? strlen(text) : 0;
+        copy = text ? arena_strdup(d, text, copy_len) : NULL;
+        free(text);
+      }
       if (!copy) {
+        free(spans);
         trace_doc_free(d);
         return PL_ENOMEM;
       }
       d->events[i].row.doc = copy;
-      d->events[i].row.doc_len = strlen(copy);
+      d->events[i].row.doc_len = copy_len;
       d->nvalid++;
     }
   }
+  free(spans);
   *out = d;
   return 0;
 }

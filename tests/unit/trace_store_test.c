@@ -2,8 +2,11 @@
  * deduplication, query filters (URN and Digital Link forms of one identifier, patterns, CBV
  * forms), visibility (own, shared, regulator), lineage down and up with bounds, and the webhook
  * queue's bound. */
+#include "store/store_int.h"
 #include "store/store_trace.h"
 #include "trace/trace.h"
+
+#include <sqlite3.h>
 
 #include <ftw.h>
 #include <setjmp.h>
@@ -214,11 +217,103 @@ static void hub_bound(void **state) {
   trace_hub_free(NULL);
 }
 
+
+static int count_rows(void *ctx, const store_trace_row *row) {
+  (void)row;
+  (*(int *)ctx)++;
+  return 0;
+}
+
+/* A repository made by schema 7 (event ids as text, identifiers in a rowid table) is rebuilt
+ * by migration 8 with every event, identifier and share kept, and keyed for deduplication. */
+static void migration_8_keeps_events(void **state) {
+  (void)state;
+  char dir[64] = "/tmp/trace_migration_test.XXXXXX", path[128];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/meta.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON", NULL, NULL, NULL), SQLITE_OK);
+  for (int v = 1; v <= 7; v++)
+    assert_int_equal(sqlite3_exec(db, store__migration(v), NULL, NULL, NULL), SQLITE_OK);
+  const char *rows =
+      "PRAGMA user_version = 7;"
+      "INSERT INTO tenants (id, name, created_ms) VALUES (1, 'maker', 1), (2, 'dist', 1);"
+      "INSERT INTO trace_events (id, tenant_id, event_id, type, event_time_ms, record_time_ms, biz_step, doc)"
+      " VALUES (1, 1, 'urn:uuid:one', 1, 1000, 2000, 'https://ref.gs1.org/cbv/BizStep-shipping',"
+      "         '{\"eventID\":\"urn:uuid:one\",\"type\":\"ObjectEvent\"}'),"
+      "        (2, 1, 'urn:uuid:two', 2, 3000, 4000, NULL, '{\"eventID\":\"urn:uuid:two\"}');"
+      "INSERT INTO event_epcs (event, role, epc, quantity, uom) VALUES (1, 1, 'https://id.gs1.org/00/1', NULL, NULL),"
+      " (2, 2, 'https://id.gs1.org/00/9', NULL, NULL), (2, 3, 'https://id.gs1.org/00/1', NULL, NULL),"
+      " (2, 7, 'https://id.gs1.org/01/2/10/L', 24, 'KGM');"
+      "INSERT INTO event_shares (event, tenant_id) VALUES (2, 2);";
+  char *msg = NULL;
+  if (sqlite3_exec(db, rows, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s", msg);
+  sqlite3_close(db);
+
+  store *s;
+  pl_err err = {{0}};
+  assert_int_equal(store_open(path, &s, &err), 0);
+  assert_int_equal(store_schema_version(s), store_schema_latest());
+  /* identifiers and shares survived: tenant 2 sees the shared event through its identifier */
+  const char *v[] = {"https://id.gs1.org/00/1"};
+  store_trace_filter f = {0};
+  f.viewer = 2;
+  f.conds[0] = (store_trace_cond){STORE_TRACE_F_EPC, 0xffffffffu, v, 1};
+  f.nconds = 1;
+  int n = 0;
+  assert_int_equal(store_trace_query(s, &f, count_rows, &n), 1);
+  f.viewer = 1;
+  n = 0;
+  assert_int_equal(store_trace_query(s, &f, count_rows, &n), 2);
+  /* EQ_eventID goes through the new key */
+  const char *ids[] = {"urn:uuid:two"};
+  memset(&f, 0, sizeof f);
+  f.viewer = 1;
+  f.conds[0] = (store_trace_cond){STORE_TRACE_F_EVENT_ID, 0, ids, 1};
+  f.nconds = 1;
+  n = 0;
+  assert_int_equal(store_trace_query(s, &f, count_rows, &n), 1);
+  /* the old events deduplicate new captures of the same eventID */
+  store_trace_event e = {0};
+  e.event_id = "urn:uuid:one";
+  e.type = 1;
+  e.doc = "{}";
+  e.doc_len = 2;
+  int inserted = -1;
+  assert_int_equal(store_begin(s), 0);
+  assert_int_equal(store_trace_insert_batch(s, 1, 0, 5000, &e, 1, &inserted), 0);
+  assert_int_equal(store_commit(s), 0);
+  assert_int_equal(inserted, 0);
+  /* the class quantity kept its amount and unit, and deleting the tenant cascades */
+  store_close(s);
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT quantity, uom FROM event_epcs WHERE role = 7", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_true(sqlite3_column_double(st, 0) == 24.0);
+  assert_string_equal((const char *)sqlite3_column_text(st, 1), "KGM");
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys=ON; DELETE FROM tenants WHERE id = 1", NULL, NULL, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM event_epcs) + (SELECT count(*) FROM"
+                                          " event_shares) + (SELECT count(*) FROM trace_events)",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(st, 0), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(capture_dedup_and_query, setup, teardown),
       cmocka_unit_test_setup_teardown(lineage, setup, teardown),
       cmocka_unit_test(hub_bound),
+      cmocka_unit_test(migration_8_keeps_events),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
