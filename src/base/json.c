@@ -1,7 +1,86 @@
 /* JSON parsing with limits and field-table checks (see json.h). */
 #include "base/json.h"
 
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* ---- arenas for jansson (see json.h) ----
+ * jansson takes one process-wide pair of allocation functions; the pair installed here serves
+ * from this thread's entered arena, else from malloc. free() must tell the two apart: the
+ * arena's blocks are few (each twice the last), so a pointer inside one of them is an arena
+ * value, and anything else came from malloc. */
+
+#define ARENA_BLOCK_FIRST (256u << 10)
+#define ARENA_BLOCKS_MAX 24
+
+struct pl_json_arena {
+  unsigned char *block[ARENA_BLOCKS_MAX];
+  size_t size[ARENA_BLOCKS_MAX];
+  int nblocks;
+  size_t used; /* in the last block */
+};
+
+static _Thread_local pl_json_arena *arena_current;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void *arena_malloc(size_t n) {
+  pl_json_arena *a = arena_current;
+  if (!a)
+    return malloc(n);
+  n = (n + 15) & ~(size_t)15;
+  if (a->nblocks == 0 || a->size[a->nblocks - 1] - a->used < n) {
+    if (a->nblocks == ARENA_BLOCKS_MAX)
+      return malloc(n); /* past 24 doubling blocks (terabytes): not within any body limit */
+    size_t size = a->nblocks ? a->size[a->nblocks - 1] * 2 : ARENA_BLOCK_FIRST;
+    while (size < n)
+      size *= 2;
+    unsigned char *b = malloc(size);
+    if (!b)
+      return NULL;
+    a->block[a->nblocks] = b;
+    a->size[a->nblocks++] = size;
+    a->used = 0;
+  }
+  void *p = a->block[a->nblocks - 1] + a->used;
+  a->used += n;
+  return p;
+}
+
+static void arena_release(void *p) {
+  pl_json_arena *a = arena_current;
+  if (a && p) {
+    uintptr_t x = (uintptr_t)p;
+    for (int i = a->nblocks - 1; i >= 0; i--)
+      if (x >= (uintptr_t)a->block[i] && x < (uintptr_t)a->block[i] + a->size[i])
+        return;
+  }
+  free(p);
+}
+
+static void arena_install(void) {
+  json_set_alloc_funcs(arena_malloc, arena_release);
+}
+
+pl_json_arena *pl_json_arena_new(void) {
+  pthread_once(&arena_once, arena_install);
+  return calloc(1, sizeof(pl_json_arena));
+}
+
+void pl_json_arena_free(pl_json_arena *a) {
+  if (!a)
+    return;
+  for (int i = 0; i < a->nblocks; i++)
+    free(a->block[i]);
+  free(a);
+}
+
+pl_json_arena *pl_json_arena_enter(pl_json_arena *a) {
+  pl_json_arena *prev = arena_current;
+  arena_current = a;
+  return prev;
+}
 
 int pl_utf8_valid(const void *data, size_t len) {
   const unsigned char *s = data;

@@ -49,6 +49,23 @@ int pl_json_bool(const json_t *obj, const char *key, int dflt);
 /* Serialises v compactly into out (appending). */
 int pl_json_dump(const json_t *v, pl_buf *out);
 
+/* A region for jansson trees that are built and dropped together (an EPCIS capture document:
+ * hundreds of thousands of small values). While a thread has entered an arena, jansson's
+ * allocations on that thread come from it (bump allocation) and freeing them is a no-op; the
+ * memory goes back in one step with pl_json_arena_free. Values allocated outside the arena may
+ * still be freed inside it (plain free()).
+ * Rules: every change to a tree that frees arena values (json_decref of it, replacing or
+ * deleting members) happens while its arena is entered on that thread; nothing the arena
+ * allocated outlives pl_json_arena_free; and memory jansson hands to the caller to free() --
+ * json_dumps's result -- must not be made inside an arena. */
+typedef struct pl_json_arena pl_json_arena;
+/* NULL when out of memory. */
+pl_json_arena *pl_json_arena_new(void);
+/* Frees every block; NULL is a no-op. The arena must not be entered. */
+void pl_json_arena_free(pl_json_arena *a);
+/* Makes a this thread's allocation arena (NULL: none) and returns the one it replaces. */
+pl_json_arena *pl_json_arena_enter(pl_json_arena *a);
+
 /* Validates UTF-8 (no overlongs, no surrogates, no NUL). Returns 1 when valid. */
 int pl_utf8_valid(const void *data, size_t len);
 

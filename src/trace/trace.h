@@ -47,6 +47,7 @@ typedef struct trace_doc {
   /* owned storage for normalised strings and identifier rows */
   void *arena;
   struct norm_entry *norm_cache; /* NULL: none (a trace_doc made by the caller) */
+  struct pl_json_arena *json_arena; /* the tree's memory (base/json.h); NULL: malloc */
 } trace_doc;
 
 /* Parses an EPCISDocument (JSON or JSON-LD; the @context is not dereferenced). Returns 0 with
