@@ -566,7 +566,34 @@ void store_close(store *s) {
   free(s);
 }
 
+int store__list_stmt(store *s, int id, const char *sql, sqlite3_stmt **out, int *fresh) {
+  if (s->stmts[id] && sqlite3_stmt_busy(s->stmts[id])) {
+    *fresh = 1;
+    return store__prepare(s, sql, out);
+  }
+  *fresh = 0;
+  return store__stmt(s, id, sql, out);
+}
+
+static int each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx);
+
+int store__each_row_cached(store *s, sqlite3_stmt *st, int fresh, int (*row)(void *ctx, sqlite3_stmt *st),
+                           void *ctx) {
+  if (fresh)
+    return store__each_row(s, st, row, ctx);
+  int rc = each_row(s, st, row, ctx);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
 int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) {
+  int rc = each_row(s, st, row, ctx);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) {
   int rc = 0, n = 0;
   for (;;) {
     int step = sqlite3_step(st);
@@ -580,7 +607,6 @@ int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_st
       break;
     n++;
   }
-  sqlite3_finalize(st);
   return rc < 0 ? rc : n;
 }
 

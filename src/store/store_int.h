@@ -62,6 +62,10 @@ enum store__stmt_id {
   STORE__IDENT_STATS_ADD,
   STORE__TEMPLATE_PUT,
   STORE__TEMPLATE_GET,
+  /* traceability (trace.c): the lists of the lineage walk, run once per identifier reached */
+  STORE__TRACE_LINKS_ALL,
+  STORE__TRACE_LINKS_VIEWER,
+  STORE__TRACE_HIDDEN,
   STORE__STMT_COUNT
 };
 
@@ -104,6 +108,12 @@ int64_t store__limit(int limit);
  * it. row returns 0 to go on or a negative code, which stops the list and is returned. Returns
  * the number of rows visited. */
 int store__each_row(store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx);
+/* Lists run many times a request (the lineage walk's) keep their statement compiled: the cached
+ * statement `id` when it is idle, else -- a callback of that very list calling back into it --
+ * a fresh one (*fresh = 1). store__each_row_cached then steps it like store__each_row and
+ * resets or finalizes it as fits. */
+int store__list_stmt(store *s, int id, const char *sql, sqlite3_stmt **out, int *fresh);
+int store__each_row_cached(store *s, sqlite3_stmt *st, int fresh, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx);
 
 #define STORE__BIND_STR(st, idx, field) store__bind_str((st), (idx), (field), sizeof(field))
 

@@ -442,41 +442,30 @@ int store_trace_distinct(store *s, int64_t viewer, int field, const char *after,
 
 /* ---- lineage ---- */
 
+/* The visibility clause of the cached lineage statements, with the viewer as ?2 (as
+ * visibility() writes it for the built queries). */
+#define TRACE_VISIBLE "(e.tenant_id = ?2 OR EXISTS (SELECT 1 FROM event_shares sh WHERE sh.event = e.id AND sh.tenant_id = ?2))"
+#define TRACE_LINKS_SQL(where)                                                                                       \
+  "SELECT e.id, e.tenant_id, e.type, e.event_time_ms, e.action, e.biz_step, e.disposition, e.read_point,"            \
+  " e.biz_location, a.role, o.epc, o.role FROM event_epcs a JOIN trace_events e ON e.id = a.event"                   \
+  " LEFT JOIN event_epcs o ON o.event = a.event AND NOT (o.epc = a.epc AND o.role = a.role)"                          \
+  " WHERE a.epc = ?1" where " ORDER BY e.event_time_ms, e.id"
+
 int store_trace_links(store *s, int64_t viewer, const char *epc,
                       int (*cb)(void *ctx, const store_trace_link *l), void *ctx) {
-  binds *b = calloc(1, sizeof *b);
-  if (!b)
-    return PL_ENOMEM;
-  pl_buf sql;
-  pl_buf_init(&sql, 1 << 14);
-  int rc = pl_buf_append_str(&sql,
-                             "SELECT e.id, e.tenant_id, e.type, e.event_time_ms, e.action, e.biz_step, e.disposition,"
-                             " e.read_point, e.biz_location, a.role, o.epc, o.role"
-                             " FROM event_epcs a JOIN trace_events e ON e.id = a.event"
-                             " LEFT JOIN event_epcs o ON o.event = a.event AND NOT (o.epc = a.epc AND o.role = a.role)"
-                             " WHERE a.epc = ");
-  if (rc == 0)
-    rc = bind_text(b, &sql, epc, NULL);
-  if (rc == 0)
-    rc = pl_buf_append_str(&sql, " AND ");
-  if (rc == 0)
-    rc = visibility(b, &sql, viewer);
-  if (rc == 0)
-    rc = pl_buf_append_str(&sql, " ORDER BY e.event_time_ms, e.id");
-  sqlite3_stmt *st = NULL;
-  if (rc == 0)
-    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
-  if (rc == 0)
-    rc = binds_apply(b, st);
-  link_visit v = {cb, ctx};
-  if (rc == 0)
-    rc = store__each_row(s, st, visit_link, &v);
+  sqlite3_stmt *st;
+  int fresh, rc;
+  if (viewer)
+    rc = store__list_stmt(s, STORE__TRACE_LINKS_VIEWER, TRACE_LINKS_SQL(" AND " TRACE_VISIBLE), &st, &fresh);
   else
-    sqlite3_finalize(st);
-  pl_buf_free(&sql);
-  binds_free(b);
-  free(b);
-  return rc;
+    rc = store__list_stmt(s, STORE__TRACE_LINKS_ALL, TRACE_LINKS_SQL(""), &st, &fresh);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_text(st, 1, epc, -1, SQLITE_STATIC);
+  if (viewer)
+    sqlite3_bind_int64(st, 2, viewer);
+  link_visit v = {cb, ctx};
+  return store__each_row_cached(s, st, fresh, visit_link, &v);
 }
 
 int store_trace_epc_exists_any(store *s, const char *epc) {
@@ -494,31 +483,18 @@ int store_trace_epc_exists_any(store *s, const char *epc) {
 int store_trace_epc_hidden(store *s, int64_t viewer, const char *epc) {
   if (!viewer)
     return 0;
-  binds *b = calloc(1, sizeof *b);
-  if (!b)
-    return PL_ENOMEM;
-  pl_buf sql;
-  pl_buf_init(&sql, 1 << 12);
-  int rc = pl_buf_append_str(&sql, "SELECT count(*) FROM event_epcs x JOIN trace_events e ON e.id = x.event WHERE x.epc = ");
-  if (rc == 0)
-    rc = bind_text(b, &sql, epc, NULL);
-  if (rc == 0)
-    rc = pl_buf_append_str(&sql, " AND NOT ");
-  if (rc == 0)
-    rc = visibility(b, &sql, viewer);
-  sqlite3_stmt *st = NULL;
-  if (rc == 0)
-    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
-  if (rc == 0)
-    rc = binds_apply(b, st);
-  if (rc == 0) {
-    int step = sqlite3_step(st);
-    rc = step == SQLITE_ROW ? (int)sqlite3_column_int64(st, 0) : store__rc(s, step);
-  }
-  sqlite3_finalize(st);
-  pl_buf_free(&sql);
-  binds_free(b);
-  free(b);
+  sqlite3_stmt *st;
+  int rc = store__stmt(s, STORE__TRACE_HIDDEN,
+                       "SELECT count(*) FROM event_epcs x JOIN trace_events e ON e.id = x.event WHERE x.epc = ?1"
+                       " AND NOT " TRACE_VISIBLE,
+                       &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_text(st, 1, epc, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, viewer);
+  int step = sqlite3_step(st);
+  rc = step == SQLITE_ROW ? (int)sqlite3_column_int64(st, 0) : store__rc(s, step);
+  sqlite3_reset(st);
   return rc;
 }
 
