@@ -185,6 +185,8 @@ static int capture(http_req *r) {
     rc = store_trace_capture_create(r->db, t.id, now, &job);
   if (rc == 0)
     rc = store_trace_insert_batch(r->db, t.id, job, now, rows, nvalid, inserted);
+  if (rc == 0 && d->nvocab)
+    rc = store_trace_vocab_put(r->db, t.id, d->vocab, d->nvocab, now);
   if (rc == 0) {
     for (size_t i = 0; i < nvalid; i++)
       inserted[i] ? captured++ : dups++;
@@ -288,8 +290,8 @@ static const struct {
 } eq_params[] = {
     {"EQ_action", STORE_TRACE_F_ACTION, 4},        {"EQ_bizStep", STORE_TRACE_F_BIZ_STEP, 1},
     {"EQ_disposition", STORE_TRACE_F_DISPOSITION, 2}, {"EQ_readPoint", STORE_TRACE_F_READ_POINT, 3},
-    {"WD_readPoint", STORE_TRACE_F_READ_POINT, 3}, {"EQ_bizLocation", STORE_TRACE_F_BIZ_LOCATION, 3},
-    {"WD_bizLocation", STORE_TRACE_F_BIZ_LOCATION, 3}, {"EQ_eventID", STORE_TRACE_F_EVENT_ID, 0},
+    {"WD_readPoint", STORE_TRACE_F_READ_POINT_WD, 3}, {"EQ_bizLocation", STORE_TRACE_F_BIZ_LOCATION, 3},
+    {"WD_bizLocation", STORE_TRACE_F_BIZ_LOCATION_WD, 3}, {"EQ_eventID", STORE_TRACE_F_EVENT_ID, 0},
 };
 
 static int parse_int(const char *v, int lo, int hi, int *out) {

@@ -245,6 +245,77 @@ static int trace(http_req *r) {
   return http_reply_json(r, 200, g);
 }
 
+/* ---- master data: GET /api/v1/masterdata?type=&id=&limit= ----
+ * The vocabulary elements captured in documents' headers (epcisHeader.epcisMasterData): their
+ * attributes and children, which WD_readPoint / WD_bizLocation follow. */
+
+typedef struct vocab_page {
+  json_t *items;
+  int limit, count;
+} vocab_page;
+
+static int vocab_item(void *ctx, const store_trace_vocab_row *row) {
+  vocab_page *p = ctx;
+  if (++p->count > p->limit)
+    return 0;
+  json_t *attrs = json_loads(row->attributes, 0, NULL), *kids = json_loads(row->children, 0, NULL);
+  json_t *o = json_pack("{s:I, s:s, s:s, s:o, s:o, s:o}", "tenantId", (json_int_t)row->tenant_id, "type", row->type,
+                        "id", row->id, "attributes", attrs ? attrs : json_array(), "children",
+                        kids ? kids : json_array(), "updatedAt", http_time_json(row->updated_ms));
+  return o && json_array_append_new(p->items, o) == 0 ? 0 : PL_ENOMEM;
+}
+
+static int masterdata(http_req *r) {
+  int64_t viewer;
+  int st = http_epcis_viewer(r, &viewer);
+  if (st)
+    return st;
+  /* limit as the other lists; the cursor is the "next" of the previous page: "<type> <id>" */
+  const char *l = http_query(r, "limit"), *after = http_query(r, "after");
+  int limit = 100;
+  if (l) {
+    char *end;
+    long v = strtol(l, &end, 10);
+    if (*end || !*l || v < 1 || v > 1000)
+      return http_reply_error(r, 400, "limit must be a whole number from 1 to 1000");
+    limit = (int)v;
+  }
+  char after_type[TRACE_EPC_MAX + 64] = "";
+  const char *after_id = NULL;
+  if (after) {
+    const char *sp = strchr(after, ' ');
+    if (!sp || sp == after || !sp[1] || (size_t)(sp - after) >= sizeof after_type)
+      return http_reply_error(r, 400, "after must be the \"next\" of a previous page");
+    memcpy(after_type, after, (size_t)(sp - after));
+    after_type[sp - after] = 0;
+    after_id = sp + 1;
+  }
+  const char *type = http_query(r, "type"), *id = http_query(r, "id");
+  char norm[TRACE_EPC_MAX + 64];
+  if (id) {
+    if (trace_epc_normalise(id, norm, sizeof norm) < 0)
+      return http_reply_error(r, 400, "id: \"%.64s\" is not a valid identifier", id);
+    id = norm;
+  }
+  vocab_page p = {json_array(), limit, 0};
+  int rc = p.items ? store_trace_vocab_list(r->db, viewer, type, id, after ? after_type : NULL, after_id, limit + 1,
+                                            vocab_item, &p)
+                   : PL_ENOMEM;
+  if (rc < 0) {
+    json_decref(p.items);
+    return http_reply_pl(r, rc, NULL);
+  }
+  json_t *body = json_pack("{s:o}", "items", p.items);
+  if (body && p.count > limit) {
+    /* the cursor is the last item returned, not the extra one fetched */
+    json_t *last = json_array_get(p.items, json_array_size(p.items) - 1);
+    char next[2 * (TRACE_EPC_MAX + 64)];
+    snprintf(next, sizeof next, "%s %s", pl_json_str(last, "type", ""), pl_json_str(last, "id", ""));
+    json_object_set_new(body, "next", json_string(next));
+  }
+  return http_reply_json(r, 200, body);
+}
+
 static void csv_field(pl_buf *b, const char *s) {
   if (!s)
     return;
@@ -575,6 +646,7 @@ static int product_page_query(http_req *r) {
 
 const http_route api_trace_routes[] = {
     {"GET", "/trace", (void *)product_page_query, HTTP_PERM_PUBLIC, "trace.page"},
+    {"GET", "/api/v1/masterdata", (void *)masterdata, AUTH_PERM_DATA_READ, "trace.masterdata"},
     {"GET", "/api/v1/trace/{epc}", (void *)trace, AUTH_PERM_DATA_READ, "trace.lineage"},
     {"GET", "/api/v1/trace/{epc}/recall", (void *)recall, AUTH_PERM_DATA_READ, "trace.recall"},
     {"GET", "/trace/{epc}", (void *)product_page, HTTP_PERM_PUBLIC, "trace.page"},

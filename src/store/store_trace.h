@@ -75,6 +75,32 @@ void store_trace_event_key(const char *event_id, uint8_t key[STORE_TRACE_KEY_BYT
 int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, int64_t record_ms,
                              const store_trace_event *evs, size_t n, int *inserted);
 
+/* ---- master data: vocabulary elements (locations, products, ...) and their hierarchy ---- */
+typedef struct store_trace_vocab {
+  const char *type;       /* the vocabulary type URI */
+  const char *id;
+  const char *attributes; /* a JSON list [{"id": URI, "attribute": value}] as text, or NULL */
+  const char **children;  /* ids of the element's children */
+  size_t nchildren;
+} store_trace_vocab;
+
+/* Records n elements for tenant_id, in the caller's transaction: an element seen before keeps
+ * its attributes except those named again (replaced), and gains the children named. */
+int store_trace_vocab_put(store *s, int64_t tenant_id, const store_trace_vocab *v, size_t n, int64_t now_ms);
+
+typedef struct store_trace_vocab_row {
+  int64_t tenant_id;
+  const char *type, *id;
+  const char *attributes; /* JSON list text */
+  const char *children;   /* JSON list text of child ids */
+  int64_t updated_ms;
+} store_trace_vocab_row;
+/* The elements of tenant_id (0: every tenant's) of type (NULL: any) and id (NULL: any), by
+ * type and id, after (after_type, after_id) when given, at most limit. Returns the count. */
+int store_trace_vocab_list(store *s, int64_t tenant_id, const char *type, const char *id, const char *after_type,
+                           const char *after_id, int limit, int (*cb)(void *ctx, const store_trace_vocab_row *row),
+                           void *ctx);
+
 /* ---- queries ---- */
 enum store_trace_field {
   STORE_TRACE_F_EVENT_ID = 1,
@@ -84,6 +110,8 @@ enum store_trace_field {
   STORE_TRACE_F_READ_POINT,
   STORE_TRACE_F_BIZ_LOCATION,
   STORE_TRACE_F_EPC, /* an identifier in one of `roles` (exact, or a prefix with `prefix`) */
+  STORE_TRACE_F_READ_POINT_WD,   /* the read point is a value or a descendant (master data) */
+  STORE_TRACE_F_BIZ_LOCATION_WD, /* the business location is a value or a descendant */
 };
 
 /* One condition: the field equals one of values (OR); conditions combine with AND. For

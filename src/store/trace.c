@@ -124,6 +124,86 @@ out:
   return rc;
 }
 
+/* ---- master data ---- */
+
+int store_trace_vocab_put(store *s, int64_t tenant_id, const store_trace_vocab *v, size_t n, int64_t now_ms) {
+  sqlite3_stmt *el = NULL, *kid = NULL;
+  /* Attributes merge by attribute id: the new list, then the old attributes it does not name. */
+  int rc = store__prepare(
+      s,
+      "INSERT INTO trace_vocab (tenant_id, type, id, attributes, updated_ms) VALUES (?1, ?2, ?3, coalesce(?4, '[]'), ?5)"
+      " ON CONFLICT (tenant_id, type, id) DO UPDATE SET updated_ms = excluded.updated_ms,"
+      " attributes = (SELECT json_group_array(json(x)) FROM ("
+      "   SELECT n.value AS x FROM json_each(excluded.attributes) n"
+      "   UNION ALL SELECT o.value FROM json_each(trace_vocab.attributes) o"
+      "   WHERE json_extract(o.value, '$.id') NOT IN"
+      "     (SELECT json_extract(n.value, '$.id') FROM json_each(excluded.attributes) n)))",
+      &el);
+  if (rc == 0)
+    rc = store__prepare(s, "INSERT OR IGNORE INTO trace_vocab_children (tenant_id, parent, child) VALUES (?,?,?)", &kid);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    sqlite3_bind_int64(el, 1, tenant_id);
+    sqlite3_bind_text(el, 2, v[i].type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(el, 3, v[i].id, -1, SQLITE_STATIC);
+    bind_opt(el, 4, v[i].attributes);
+    sqlite3_bind_int64(el, 5, now_ms);
+    rc = store__exec(s, el);
+    for (size_t k = 0; rc == 0 && k < v[i].nchildren; k++) {
+      sqlite3_bind_int64(kid, 1, tenant_id);
+      sqlite3_bind_text(kid, 2, v[i].id, -1, SQLITE_STATIC);
+      sqlite3_bind_text(kid, 3, v[i].children[k], -1, SQLITE_STATIC);
+      rc = store__exec(s, kid);
+    }
+  }
+  sqlite3_finalize(el);
+  sqlite3_finalize(kid);
+  return rc;
+}
+
+typedef struct vocab_visit {
+  int (*cb)(void *ctx, const store_trace_vocab_row *row);
+  void *ctx;
+} vocab_visit;
+
+static int visit_vocab(void *ctx, sqlite3_stmt *st) {
+  vocab_visit *v = ctx;
+  store_trace_vocab_row r;
+  r.tenant_id = sqlite3_column_int64(st, 0);
+  r.type = (const char *)sqlite3_column_text(st, 1);
+  r.id = (const char *)sqlite3_column_text(st, 2);
+  r.attributes = (const char *)sqlite3_column_text(st, 3);
+  r.children = (const char *)sqlite3_column_text(st, 4);
+  r.updated_ms = sqlite3_column_int64(st, 5);
+  if (!r.type || !r.id || !r.attributes || !r.children)
+    return PL_ENOMEM;
+  return v->cb(v->ctx, &r);
+}
+
+int store_trace_vocab_list(store *s, int64_t tenant_id, const char *type, const char *id, const char *after_type,
+                           const char *after_id, int limit, int (*cb)(void *ctx, const store_trace_vocab_row *row),
+                           void *ctx) {
+  sqlite3_stmt *st;
+  int rc = store__prepare(
+      s,
+      "SELECT t.tenant_id, t.type, t.id, t.attributes,"
+      " (SELECT json_group_array(c.child) FROM trace_vocab_children c WHERE c.tenant_id = t.tenant_id AND c.parent = t.id),"
+      " t.updated_ms FROM trace_vocab t"
+      " WHERE (?1 = 0 OR t.tenant_id = ?1) AND (?2 IS NULL OR t.type = ?2) AND (?3 IS NULL OR t.id = ?3)"
+      " AND (?4 IS NULL OR (t.type, t.id) > (?4, coalesce(?5, '')))"
+      " ORDER BY t.type, t.id, t.tenant_id LIMIT ?6",
+      &st);
+  if (rc < 0)
+    return rc;
+  sqlite3_bind_int64(st, 1, tenant_id);
+  bind_opt(st, 2, type);
+  bind_opt(st, 3, id);
+  bind_opt(st, 4, after_type);
+  bind_opt(st, 5, after_id);
+  sqlite3_bind_int64(st, 6, store__limit(limit));
+  vocab_visit v = {cb, ctx};
+  return store__each_row(s, st, visit_vocab, &v);
+}
+
 /* ---- queries ---- */
 
 /* Bindings collected while the SQL text is built. */
@@ -258,6 +338,25 @@ static int epc_cond(binds *b, pl_buf *sql, const store_trace_cond *c) {
   return pl_buf_append_str(sql, "))");
 }
 
+/* WD_readPoint / WD_bizLocation: the location is one of the values or a descendant of one
+ * through the master data's children, as the viewer's own master data has them (every
+ * tenant's for viewer 0). UNION drops ids already reached, so a cycle ends the recursion. */
+static int within_cond(binds *b, pl_buf *sql, const store_trace_cond *c, int64_t viewer) {
+  int rc = pl_buf_printf(sql, "%s IN (WITH RECURSIVE d(id) AS (VALUES ",
+                         c->field == STORE_TRACE_F_READ_POINT_WD ? "e.read_point" : "e.biz_location");
+  for (int k = 0; rc == 0 && k < c->nvalues; k++) {
+    if ((rc = pl_buf_append_str(sql, k ? ",(" : "(")) == 0 && (rc = bind_text(b, sql, c->values[k], NULL)) == 0)
+      rc = pl_buf_append_str(sql, ")");
+  }
+  if (rc == 0)
+    rc = pl_buf_append_str(sql, " UNION SELECT v.child FROM trace_vocab_children v JOIN d ON v.parent = d.id");
+  if (rc == 0 && viewer && (rc = pl_buf_append_str(sql, " WHERE v.tenant_id = ")) == 0)
+    rc = bind_int(b, sql, viewer);
+  if (rc == 0)
+    rc = pl_buf_append_str(sql, ") SELECT id FROM d)");
+  return rc;
+}
+
 static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
   int rc;
   if ((rc = pl_buf_append_str(sql, " WHERE ")) < 0 || (rc = visibility(b, sql, f->viewer)) < 0)
@@ -288,6 +387,11 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
       return rc;
     if (c->field == STORE_TRACE_F_EPC) {
       if ((rc = epc_cond(b, sql, c)) < 0)
+        return rc;
+      continue;
+    }
+    if (c->field == STORE_TRACE_F_READ_POINT_WD || c->field == STORE_TRACE_F_BIZ_LOCATION_WD) {
+      if ((rc = within_cond(b, sql, c, f->viewer)) < 0)
         return rc;
       continue;
     }

@@ -1153,6 +1153,100 @@ int trace_doc_parse(const void *data, size_t len, size_t max_events, trace_doc *
   return 0;
 }
 
+/* Reads epcisHeader.epcisMasterData.vocabularyList into d->vocab. A malformed header rejects
+ * the document (PL_EINVAL with a message): master data shapes how later queries match. */
+static int master_data(trace_doc *d, pl_err *err) {
+  json_t *header = json_object_get(d->root, "epcisHeader");
+  if (!header)
+    return 0;
+  if (!json_is_object(header))
+    return pl_err_set(err, PL_EINVAL, "\"epcisHeader\" must be an object");
+  json_t *md = json_object_get(header, "epcisMasterData");
+  if (!md)
+    return 0;
+  json_t *list = json_is_object(md) ? json_object_get(md, "vocabularyList") : NULL;
+  if (!json_is_array(list))
+    return pl_err_set(err, PL_EINVAL, "epcisHeader.epcisMasterData.vocabularyList must be a list of vocabularies");
+  size_t total = 0, children = 0, i, k;
+  json_t *voc, *el;
+  json_array_foreach(list, i, voc) {
+    json_t *type = json_object_get(voc, "type"), *els = json_object_get(voc, "vocabularyElementList");
+    if (!json_is_object(voc) || !json_is_string(type) || !json_string_length(type))
+      return pl_err_set(err, PL_EINVAL, "vocabularyList[%zu] needs a \"type\" (a URI)", i);
+    if (els && !json_is_array(els))
+      return pl_err_set(err, PL_EINVAL, "vocabularyList[%zu].vocabularyElementList must be a list", i);
+    total += json_array_size(els);
+  }
+  if (total > TRACE_VOCAB_ELEMENTS_MAX)
+    return pl_err_set(err, PL_ELIMIT, "the master data has %zu elements; at most %d per document", total,
+                      TRACE_VOCAB_ELEMENTS_MAX);
+  d->vocab = arena_alloc(d, (total ? total : 1) * sizeof *d->vocab);
+  if (!d->vocab)
+    return PL_ENOMEM;
+  json_array_foreach(list, i, voc) {
+    const char *type = json_string_value(json_object_get(voc, "type"));
+    json_array_foreach(json_object_get(voc, "vocabularyElementList"), k, el) {
+      json_t *id = json_object_get(el, "id"), *attrs = json_object_get(el, "attributes"),
+             *kids = json_object_get(el, "children");
+      if (!json_is_object(el) || !json_is_string(id) || !json_string_length(id))
+        return pl_err_set(err, PL_EINVAL, "vocabularyList[%zu].vocabularyElementList[%zu] needs an \"id\"", i, k);
+      if (attrs && !json_is_array(attrs))
+        return pl_err_set(err, PL_EINVAL, "vocabulary element \"%.64s\": \"attributes\" must be a list",
+                          json_string_value(id));
+      size_t a;
+      json_t *attr;
+      json_array_foreach(attrs, a, attr) {
+        if (!json_is_object(attr) || !json_is_string(json_object_get(attr, "id")))
+          return pl_err_set(err, PL_EINVAL, "vocabulary element \"%.64s\": attributes[%zu] needs an \"id\"",
+                            json_string_value(id), a);
+      }
+      if (kids && !json_is_array(kids))
+        return pl_err_set(err, PL_EINVAL, "vocabulary element \"%.64s\": \"children\" must be a list of URIs",
+                          json_string_value(id));
+      if ((children += json_array_size(kids)) > TRACE_VOCAB_CHILDREN_MAX)
+        return pl_err_set(err, PL_ELIMIT, "the master data names more than %d children", TRACE_VOCAB_CHILDREN_MAX);
+      store_trace_vocab *v = &d->vocab[d->nvocab];
+      memset(v, 0, sizeof *v);
+      v->type = type;
+      char scratch[TRACE_EPC_MAX + 64];
+      const char *norm;
+      int n = doc_normalise(d, json_string_value(id), &norm, scratch, sizeof scratch);
+      if (n == PL_ENOMEM)
+        return n;
+      if (n < 0)
+        return pl_err_set(err, PL_EINVAL, "vocabulary element id \"%.64s\" is not a valid URI", json_string_value(id));
+      if (!(v->id = norm != scratch ? norm : arena_strdup(d, norm, (size_t)n)))
+        return PL_ENOMEM;
+      if (attrs) {
+        pl_json_arena *cur = pl_json_arena_enter(NULL); /* json_dumps's result is free()d */
+        char *text = json_dumps(attrs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        pl_json_arena_enter(cur);
+        v->attributes = text ? arena_strdup(d, text, strlen(text)) : NULL;
+        free(text);
+        if (!v->attributes)
+          return PL_ENOMEM;
+      }
+      if ((v->nchildren = json_array_size(kids)) > 0) {
+        if (!(v->children = arena_alloc(d, v->nchildren * sizeof *v->children)))
+          return PL_ENOMEM;
+        size_t c;
+        json_t *kid;
+        json_array_foreach(kids, c, kid) {
+          if (!json_is_string(kid) ||
+              (n = doc_normalise(d, json_string_value(kid), &norm, scratch, sizeof scratch)) < 0)
+            return n == PL_ENOMEM ? n
+                                  : pl_err_set(err, PL_EINVAL, "vocabulary element \"%.64s\": children[%zu] is not a URI",
+                                               json_string_value(id), c);
+          if (!(v->children[c] = norm != scratch ? norm : arena_strdup(d, norm, (size_t)n)))
+            return PL_ENOMEM;
+        }
+      }
+      d->nvocab++;
+    }
+  }
+  return 0;
+}
+
 static int doc_parse(const void *data, size_t len, size_t max_events, trace_doc **out, pl_err *err) {
   json_t *root = NULL;
   int rc = pl_json_parse(data, len, TRACE_JSON_DEPTH_MAX, &root, err);
@@ -1207,6 +1301,10 @@ static int doc_parse(const void *data, size_t len, size_t max_events, trace_doc 
   if (!d->norm_cache) {
     trace_doc_free(d);
     return PL_ENOMEM;
+  }
+  if ((rc = master_data(d, err)) < 0) {
+    trace_doc_free(d);
+    return rc;
   }
   size_t *spans = malloc(2 * (n ? n : 1) * sizeof *spans);
   if (!spans) {

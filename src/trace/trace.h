@@ -37,8 +37,16 @@ typedef struct trace_event {
   char **share_names; /* "plateau:shareWith" tenant names, borrowed from json */
 } trace_event;
 
+/* The master data of the document's header (epcisHeader.epcisMasterData) is read into
+ * store_trace_vocab elements (ids and children normalised like identifiers, so a location's
+ * SGLN URN and its Digital Link are one). */
+#define TRACE_VOCAB_ELEMENTS_MAX 10000  /* master-data elements per document */
+#define TRACE_VOCAB_CHILDREN_MAX 100000 /* children named by a document's master data */
+
 typedef struct trace_doc {
   json_t *root;
+  store_trace_vocab *vocab; /* master data; arena memory */
+  size_t nvocab;
   trace_event *events;
   size_t nevents;
   size_t nvalid;
