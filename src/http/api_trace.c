@@ -477,7 +477,32 @@ typedef struct story {
   char produced[48];
   json_t *inspections;
   int recalled;
+  store *db;
 } story;
+
+/* The "name" attribute (CBV master data: urn:epcglobal:cbv:mda#name, or any attribute id
+ * ending in #name, :name or /name) of a location in its owner's master data, into out. */
+static int location_name_cb(void *ctx, const store_trace_vocab_row *row) {
+  char *out = ctx;
+  json_t *attrs = json_loads(row->attributes, 0, NULL);
+  size_t i;
+  json_t *a;
+  json_array_foreach(attrs, i, a) {
+    const char *id = pl_json_str(a, "id", ""), *v = pl_json_str(a, "attribute", NULL);
+    size_t n = strlen(id);
+    if (v && *v && n >= 5 && strchr("#:/", id[n - 5]) && strcmp(id + n - 4, "name") == 0 && !out[0])
+      snprintf(out, 256, "%s", v);
+  }
+  json_decref(attrs);
+  return 0;
+}
+
+static void location_name(store *db, int64_t tenant_id, const char *loc, char out[256]) {
+  char norm[TRACE_EPC_MAX + 64];
+  out[0] = 0;
+  if (trace_epc_normalise(loc, norm, sizeof norm) >= 0)
+    store_trace_vocab_list(db, tenant_id, NULL, norm, NULL, NULL, 8, location_name_cb, out);
+}
 
 static void copy_ext(const json_t *ev, const char *key, char *buf, size_t sz, const char **dst) {
   const char *v = pl_json_str(ev, key, NULL);
@@ -522,6 +547,12 @@ static int story_event(void *ctx, const store_trace_row *row) {
   if (!loc)
     loc = pl_json_str(json_object_get(ev, "readPoint"), "id", NULL);
   const char *place = pl_json_str(ev, "plateau:place", NULL);
+  char named[256] = "";
+  if (!place && loc && s->db) {
+    location_name(s->db, row->tenant_id, loc, named);
+    if (named[0])
+      place = named;
+  }
   json_t *item = json_pack("{s:s, s:s, s:s, s:s}", "time", t, "step", sstep ? sstep : "", "place",
                            place ? place : (loc ? loc : ""), "disposition", sdisp ? sdisp : "");
   if (item)
@@ -562,6 +593,7 @@ static int render_page(http_req *r, const char *given) {
   memset(&s, 0, sizeof s);
   s.events = json_array();
   s.inspections = json_array();
+  s.db = r->db;
   int rc = (s.events && s.inspections) ? store_trace_query(r->db, &f, story_event, &s) : PL_ENOMEM;
   if (rc < 0) {
     json_decref(s.events);

@@ -117,3 +117,33 @@ def test_equipment_readings_in_the_trace(server, maker):
     assert ozone["min"] == pytest.approx(0.3) and ozone["max"] == pytest.approx(0.59)
     assert devices["filler-1"]["fields"]["temp"]["count"] == 30
     assert devices["capper-1"]["fields"] == {}
+
+
+def test_page_names_places_from_master_data(server):
+    """The journey shows a location's master-data name rather than its identifier, when the
+    owner's master data names it; another enterprise's names are never used."""
+    _, tok = server.tenant_with_admin("pagemd")
+    _, other = server.tenant_with_admin("pagemdx")
+    lot = "urn:epc:class:lgtin:4012345.000003.LOT-MD"
+    hall, shop = "urn:epc:id:sgln:4012345.00021.0", "urn:epc:id:sgln:4012345.00022.0"
+    vocab = lambda els: {"epcisMasterData": {"vocabularyList": [
+        {"type": "urn:epcglobal:epcis:vtype:BusinessLocation", "vocabularyElementList": els}]}}
+    d = document([{"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning",
+                   "eventTime": "2026-04-01T08:00:00Z", "eventTimeZoneOffset": "+00:00",
+                   "quantityList": [{"epcClass": lot}], "bizLocation": {"id": hall}, "plateau:public": True},
+                  {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "retail_selling",
+                   "eventTime": "2026-04-02T08:00:00Z", "eventTimeZoneOffset": "+00:00",
+                   "quantityList": [{"epcClass": lot}], "bizLocation": {"id": shop}, "plateau:public": True}])
+    d["epcisHeader"] = vocab([{"id": hall, "attributes": [{"id": "urn:epcglobal:cbv:mda#name",
+                                                            "attribute": "Bottling hall <Lhasa>"}]}])
+    r = server.api("POST", "/epcis/capture", token=tok, data=json.dumps(d), headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, describe(r)
+    d2 = document([])
+    d2["epcisHeader"] = vocab([{"id": shop, "attributes": [{"id": "urn:epcglobal:cbv:mda#name",
+                                                            "attribute": "Someone else's name"}]}])
+    r = server.api("POST", "/epcis/capture", token=other, data=json.dumps(d2), headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, describe(r)
+    text = page(server, lot, "en").text
+    assert "Bottling hall &lt;Lhasa&gt;" in text          # named, and escaped
+    assert "Someone else" not in text                      # not the other tenant's master data
+    assert "https://id.gs1.org/414/4012345000221/254/0" in text or "sgln:4012345.00022.0" in text
