@@ -4,7 +4,7 @@
  * write: the event JSON in a table, a unique index on its id, one indexed row per identifier).
  *
  *   bench_trace_capture --dir DIR [--events N] [--doc-events N] [--side plateau|sqlite|both]
- *                       [--queries N] [--profile-parse]
+ *                       [--queries N]
  *
  * The data is bench/trace.sh's supply chain, generated here byte for byte as its Python does:
  * per lot, two TransformationEvents (spring -> water lot -> bottle lot), 40 case
@@ -14,7 +14,9 @@
  *
  * Timed per side: generating a document is not timed; parsing + validating it (Plateau:
  * trace_doc_parse; SQLite alone: jansson parse and re-serialising each event) and inserting it
- * in one transaction are. Output: one `key=value` per line. --queries N then times N random
+ * in one transaction (and freeing the document) are: the per-event costs are this thread's CPU
+ * time, the events/s figure wall time (it includes waiting for fsync). Output: one
+ * `key=value` per line. --queries N then times N random
  * MATCH_anyEPC queries (one case) and N/2 five-level recalls (a water lot, direction down) on
  * the resulting repository: median and p99 in milliseconds.
  */
@@ -160,24 +162,12 @@ static int count_row(void *ctx, const store_trace_row *row) {
   return 0;
 }
 
-static const char *variant_sql;
-
 static void plateau_side(const char *dir, long lots, size_t doc_events, int queries) {
   char path[4096];
   snprintf(path, sizeof path, "%s/meta.db", dir);
   store *s;
   pl_err err = {{0}};
   int rc = store_open(path, &s, &err);
-  if (variant_sql) {
-    store_close(s);
-    sqlite3 *db;
-    sqlite3_open(path, &db);
-    char *msg = NULL;
-    if (sqlite3_exec(db, variant_sql, NULL, NULL, &msg) != SQLITE_OK)
-      fprintf(stderr, "variant: %s\n", msg);
-    sqlite3_close(db);
-    rc = store_open(path, &s, &err);
-  }
   if (rc < 0)
     die("store_open", rc, &err);
   store_tenant t = {0};
@@ -381,8 +371,6 @@ int main(int argc, char **argv) {
       doc_events = (size_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--side") == 0 && i + 1 < argc)
       side = argv[++i];
-    else if (strcmp(argv[i], "--variant-sql") == 0 && i + 1 < argc)
-      variant_sql = argv[++i];
     else if (strcmp(argv[i], "--queries") == 0 && i + 1 < argc)
       queries = atoi(argv[++i]);
     else {
