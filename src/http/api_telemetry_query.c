@@ -16,6 +16,7 @@
 #include "http/http_int.h"
 
 #include "base/clock.h"
+#include "base/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,29 +43,6 @@
 static const char CSV_CONTENT_TYPE[] = "text/csv; charset=utf-8";
 
 /* ---- small helpers ---- */
-
-/* Length of the valid UTF-8 sequence at s (1 to 4 bytes), or 0 when the bytes there are not one. */
-static size_t utf8_seq(const unsigned char *s, size_t left) {
-  unsigned c = s[0], cp, min;
-  size_t n;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2, cp = c & 0x1f, min = 0x80;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3, cp = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n > left) return 0;
-  for (size_t k = 1; k < n; k++) {
-    if ((s[k] & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (s[k] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
 
 /* ---- an output writer over a pl_buf that remembers its first error ---- */
 
@@ -93,7 +71,7 @@ static void o_json_str(out *o, const char *s, size_t len) {
   o_byte(o, '"');
   while (i < len) {
     unsigned c = p[i];
-    size_t n = c < 0x80 ? 1 : utf8_seq(p + i, len - i);
+    size_t n = c < 0x80 ? 1 : pl_utf8_decode(p + i, len - i, NULL);
     if (n && c >= 0x20 && c != '"' && c != '\\') {
       i += n;
       continue;
@@ -175,7 +153,7 @@ static void o_csv_text(out *o, const char *s, size_t len) {
   if (guard) o_byte(o, '\'');
   size_t i = 0, run = 0;
   while (i < len) {
-    size_t n = utf8_seq(p + i, len - i);
+    size_t n = pl_utf8_decode(p + i, len - i, NULL);
     if (n && s[i] != '"') {
       i += n;
       continue;
@@ -486,7 +464,7 @@ static json_t *str_json(const char *s, size_t len) {
   out o = {&b, 0};
   size_t i = 0;
   while (i < len) {
-    size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+    size_t n = pl_utf8_decode((const unsigned char *)s + i, len - i, NULL);
     if (n && s[i]) o_raw(&o, s + i, n);
     else o_str(&o, "\xef\xbf\xbd");
     i += n ? n : 1;
