@@ -1,6 +1,8 @@
 /* JSON parsing with limits and field-table checks (see json.h). */
 #include "base/json.h"
 
+#include "base/utf8.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,29 +94,9 @@ int pl_utf8_valid(const void *data, size_t len) {
       i++;
       continue;
     }
-    size_t n;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (n >= len - i) return 0;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    i += n + 1;
+    size_t n = pl_utf8_decode(s + i, len - i, NULL);
+    if (!n) return 0;
+    i += n;
   }
   return 1;
 }

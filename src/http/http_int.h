@@ -62,8 +62,10 @@ extern const http_route api_device_routes[];
 extern const size_t api_device_nroutes;
 extern const http_route api_audit_routes[];
 extern const size_t api_audit_nroutes;
-extern const http_route api_telemetry_routes[];
+extern const http_route api_telemetry_routes[]; /* POST /api/v1/telemetry */
 extern const size_t api_telemetry_nroutes;
+extern const http_route api_telemetry_query_routes[]; /* /series, /query, latest */
+extern const size_t api_telemetry_query_nroutes;
 extern const http_route api_rpc_routes[];
 extern const size_t api_rpc_nroutes;
 extern const http_route api_influxql_routes[];
@@ -91,6 +93,16 @@ int http_epcis_viewer(http_req *r, int64_t *viewer);
 int http_influx_credentials(http_req *r, const char *p, char tok[HTTP_CREDENTIAL_BYTES_MAX]);
 int http_influx_path(const char *path);
 void http_influx_too_large(http_req *r);
+
+/* ---- telemetry (api_telemetry.c, for api_telemetry_query.c too) ---- */
+/* A device name as telemetry requests give it: 1 to 127 bytes (store_device's name). */
+#define HTTP_DEVICE_NAME_BYTES_MAX 127
+/* Replies 503 and returns the status when the time-series engine is not running, else 0. */
+int http_tsdb_ready(http_req *r);
+/* Replies for an engine error and returns the status: 503 for PL_ESTATE (the engine refuses
+ * writes after a durability failure; nothing was stored, and retrying will not help until the
+ * daemon is restarted) and PL_EBUSY, else as http_reply_pl. */
+int http_reply_tsdb(http_req *r, int rc, const pl_err *err);
 
 /* ---- responses ---- */
 /* Sets a JSON response (takes ownership of body, which may be NULL for no body). */

@@ -332,6 +332,7 @@ int http_server_start(const http_deps *deps, const char *listen, http_server **o
                {api_device_routes, api_device_nroutes},
                {api_audit_routes, api_audit_nroutes},
                {api_telemetry_routes, api_telemetry_nroutes},
+               {api_telemetry_query_routes, api_telemetry_query_nroutes},
                {api_rpc_routes, api_rpc_nroutes},
                {api_influxql_routes, api_influxql_nroutes},
                {api_influx_routes, api_influx_nroutes},

@@ -18,6 +18,8 @@
  */
 #include "influxql/influxql_int.h"
 
+#include "base/utf8.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -266,29 +268,12 @@ int influxql__lookup(const char *s, size_t n) {
 
 /* Decodes one code point at src[off]; invalid sequences are U+FFFD of one byte. */
 static int32_t decode_rune(const uint8_t *s, size_t left, size_t *width) {
-  unsigned c = s[0];
   *width = 1;
-  if (c < 0x80)
-    return (int32_t)c;
-  size_t n;
-  uint32_t cp, min;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2, cp = c & 0x1f, min = 0x80;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3, cp = c & 0x0f, min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return RUNE_ERROR;
-  }
-  if (n > left)
-    return RUNE_ERROR;
-  for (size_t k = 1; k < n; k++) {
-    if ((s[k] & 0xc0) != 0x80)
-      return RUNE_ERROR;
-    cp = cp << 6 | (s[k] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+  if (s[0] < 0x80)
+    return (int32_t)s[0];
+  uint32_t cp;
+  size_t n = pl_utf8_decode(s, left, &cp);
+  if (!n)
     return RUNE_ERROR;
   *width = n;
   return (int32_t)cp;

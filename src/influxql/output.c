@@ -22,6 +22,8 @@
  */
 #include "influxql/influxql_int.h"
 
+#include "base/utf8.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -325,38 +327,13 @@ static void j_nl(jw *w) {
     j_raw(w, "    ", 4);
 }
 
-static size_t utf8_len(const unsigned char *s, size_t left) {
-  unsigned c = s[0], cp, min;
-  size_t n;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xc2 && c <= 0xdf)
-    n = 2, cp = c & 0x1f, min = 0x80;
-  else if (c >= 0xe0 && c <= 0xef)
-    n = 3, cp = c & 0x0f, min = 0x800;
-  else if (c >= 0xf0 && c <= 0xf4)
-    n = 4, cp = c & 0x07, min = 0x10000;
-  else
-    return 0;
-  if (n > left)
-    return 0;
-  for (size_t k = 1; k < n; k++) {
-    if ((s[k] & 0xc0) != 0x80)
-      return 0;
-    cp = cp << 6 | (s[k] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return n;
-}
-
 static void j_string(jw *w, const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, run = 0;
   j_raw(w, "\"", 1);
   while (i < len) {
     unsigned c = p[i];
-    size_t n = c < 0x80 ? 1 : utf8_len(p + i, len - i);
+    size_t n = c < 0x80 ? 1 : pl_utf8_decode(p + i, len - i, NULL);
     int special =
         !n || c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' ||
         (n == 3 && c == 0xe2 && p[i + 1] == 0x80 && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9));

@@ -245,8 +245,6 @@ static int parse_duration(parser *p, const char *s, int64_t *out) {
 
 /* ---- regexes ---- */
 
-int influxql__regex_compile(const char *pattern, regex_t *re, char *errbuf, size_t errsz);
-
 static int parse_regex(parser *p, influxql_expr **out) {
   *out = NULL;
   int32_t ch = influxql__peek_rune(&p->lx);

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/map.h"
 #include "base/net.h"
+#include "base/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,26 @@ static void test_utf8(void **state) {
   assert_false(pl_utf8_valid("\xe6\xb0", 2));                           /* truncated */
   assert_false(pl_utf8_valid("a\0b", 3));
   assert_false(pl_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+  /* one sequence at a time: its length and code point, or 0 */
+  uint32_t cp = 0;
+  assert_int_equal(pl_utf8_decode("a", 1, &cp), 1);
+  assert_int_equal(cp, 'a');
+  assert_int_equal(pl_utf8_decode("", 1, &cp), 1); /* NUL is a sequence */
+  assert_int_equal(cp, 0);
+  assert_int_equal(pl_utf8_decode("\xc3\xa9x", 3, &cp), 2); /* é */
+  assert_int_equal(cp, 0xe9);
+  assert_int_equal(pl_utf8_decode("\xe6\xb0\xb4", 3, &cp), 3); /* 水 */
+  assert_int_equal(cp, 0x6c34);
+  assert_int_equal(pl_utf8_decode("\xf0\x9f\x98\x80", 4, &cp), 4); /* U+1F600 */
+  assert_int_equal(cp, 0x1f600);
+  assert_int_equal(pl_utf8_decode("\xf4\x8f\xbf\xbf", 4, NULL), 4); /* U+10FFFF */
+  assert_int_equal(pl_utf8_decode("\xc0\xaf", 2, &cp), 0);             /* overlong */
+  assert_int_equal(pl_utf8_decode("\xe0\x80\xaf", 3, &cp), 0);         /* overlong */
+  assert_int_equal(pl_utf8_decode("\xed\xa0\x80", 3, &cp), 0);         /* surrogate */
+  assert_int_equal(pl_utf8_decode("\xe6\xb0\xb4", 2, &cp), 0);         /* past left */
+  assert_int_equal(pl_utf8_decode("\xf4\x90\x80\x80", 4, &cp), 0);    /* > U+10FFFF */
+  assert_int_equal(pl_utf8_decode("\x80", 1, &cp), 0);                 /* continuation */
+  assert_int_equal(pl_utf8_decode("\xe6x\xb4", 3, &cp), 0);            /* broken */
 }
 
 /* A tree built in an arena is dropped inside it (no per-value free); values made outside and
