@@ -19,6 +19,8 @@
 #include "trace/trace.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,23 +245,59 @@ static int capture_get(http_req *r) {
 
 /* ---- query parameters ---- */
 
+/* The memory behind one condition on the event's JSON (q->f.jconds[i]). */
+typedef struct jstore {
+  char key[TRACE_QP_NAME_MAX];
+  char *strs[VALUES_MAX * TRACE_VOCAB_FORMS];
+  const char *cstrs[VALUES_MAX * TRACE_VOCAB_FORMS];
+  double nums[VALUES_MAX];
+  int64_t times[VALUES_MAX];
+  char with[TRACE_VOCAB_FORMS][TRACE_VOCAB_FORM_MAX];
+  const char *cwith[TRACE_VOCAB_FORMS];
+} jstore;
+
 typedef struct qstate {
   store_trace_filter f;
   char *values[STORE_TRACE_CONDS_MAX][VALUES_MAX];
   const char *cvalues[STORE_TRACE_CONDS_MAX][VALUES_MAX];
+  jstore *js[STORE_TRACE_CONDS_MAX];
   int per_page, count_limit;
+  int max_count, has_max_count; /* maxEventCount */
   const char *page_token;
   char error[300];
 } qstate;
 
+static void jstore_free(jstore *s) {
+  if (!s)
+    return;
+  for (size_t i = 0; i < sizeof s->strs / sizeof s->strs[0]; i++)
+    free(s->strs[i]);
+  free(s);
+}
+
 static void qstate_free(qstate *q) {
-  for (int i = 0; i < STORE_TRACE_CONDS_MAX; i++)
+  for (int i = 0; i < STORE_TRACE_CONDS_MAX; i++) {
     for (int k = 0; k < VALUES_MAX; k++)
       free(q->values[i][k]);
+    jstore_free(q->js[i]);
+  }
 }
 
 static int qerr(qstate *q, const char *fmt, const char *a, const char *b) {
   snprintf(q->error, sizeof q->error, fmt, a, b);
+  return PL_EINVAL;
+}
+
+static int qerrf(qstate *q, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static int qerrf(qstate *q, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(q->error, sizeof q->error, fmt, ap);
+  va_end(ap);
   return PL_EINVAL;
 }
 
@@ -306,7 +344,7 @@ static int parse_int(const char *v, int lo, int hi, int *out) {
 
 /* Adds a condition from a pipe-separated value list. */
 static int add_cond(qstate *q, const char *name, int field, unsigned roles, int kind, const char *value) {
-  if (q->f.nconds >= STORE_TRACE_CONDS_MAX)
+  if (q->f.nconds + q->f.njconds >= STORE_TRACE_CONDS_MAX)
     return qerr(q, "too many query conditions (at most %s)%s", "32", "");
   int ci = q->f.nconds;
   int n = 0;
@@ -349,6 +387,191 @@ static int add_cond(qstate *q, const char *name, int field, unsigned roles, int 
   q->f.conds[ci].values = q->cvalues[ci];
   q->f.conds[ci].nvalues = n;
   q->f.nconds++;
+  return 0;
+}
+
+/* A number: decimal notation only (no hex, inf or nan), finite. */
+static int parse_number(const char *v, double *out) {
+  size_t n = strlen(v);
+  if (n == 0 || n > 64 || strspn(v, "0123456789+-.eE") != n)
+    return PL_EINVAL;
+  char *end;
+  double x = strtod(v, &end);
+  if (end == v || *end || !isfinite(x))
+    return PL_EINVAL;
+  *out = x;
+  return 0;
+}
+
+static int parse_time_ms(const char *v, int64_t *ms) {
+  int64_t ns;
+  if (pl_time_parse(v, &ns) < 0)
+    return PL_EINVAL;
+  *ms = ns / 1000000 - (ns % 1000000 < 0 ? 1 : 0);
+  return 0;
+}
+
+static int push_str(jstore *s, store_trace_jcond *c, const char *v) {
+  if (c->nstrs >= (int)(sizeof s->strs / sizeof s->strs[0]))
+    return PL_ELIMIT;
+  for (int i = 0; i < c->nstrs; i++)
+    if (strcmp(s->cstrs[i], v) == 0)
+      return 0;
+  if (!(s->strs[c->nstrs] = strdup(v)))
+    return PL_ENOMEM;
+  s->cstrs[c->nstrs] = s->strs[c->nstrs];
+  c->nstrs++;
+  return 0;
+}
+
+/* The values of a list parameter of a JSON condition: '|'-separated, read as p->value says. */
+static int add_jvalues(qstate *q, const char *name, const trace_qparam *p, const char *value,
+                       jstore *s, store_trace_jcond *c) {
+  const char *at = value;
+  int n = 0, rc;
+  c->strs = s->cstrs;
+  c->nums = s->nums;
+  c->times_ms = s->times;
+  for (;;) {
+    const char *bar = strchr(at, '|');
+    size_t len = bar ? (size_t)(bar - at) : strlen(at);
+    if (n >= VALUES_MAX)
+      return qerrf(q, "%.100s: at most %d values", name, VALUES_MAX);
+    char raw[TRACE_EPC_MAX];
+    if (!len || len >= sizeof raw)
+      return qerrf(q, "%.100s: empty or too long value in \"%.100s\"", name, value);
+    memcpy(raw, at, len);
+    raw[len] = 0;
+    double x;
+    int64_t ms;
+    switch (p->value) {
+    case TRACE_QV_STRINGS:
+      if ((rc = push_str(s, c, raw)) < 0)
+        return rc;
+      break;
+    case TRACE_QV_IDS: {
+      char norm[TRACE_EPC_MAX + 64];
+      if (trace_epc_normalise(raw, norm, sizeof norm) < 0)
+        return qerrf(q, "%.100s: \"%.100s\" is not a valid identifier", name, raw);
+      if ((rc = push_str(s, c, raw)) < 0 || (rc = push_str(s, c, norm)) < 0)
+        return rc;
+      break;
+    }
+    case TRACE_QV_VOCAB: {
+      char forms[TRACE_VOCAB_FORMS][TRACE_VOCAB_FORM_MAX];
+      int k = trace_vocab_forms(p->vocab, raw, forms);
+      if (k < 0)
+        return qerrf(q, "%.100s: \"%.100s\" is not a %s name or a URI", name, raw,
+                     strcmp(p->vocab, "MT") == 0 ? "GS1 measurement type" : "CBV");
+      for (int i = 0; i < k; i++)
+        if ((rc = push_str(s, c, forms[i])) < 0)
+          return rc;
+      break;
+    }
+    case TRACE_QV_NUMBERS:
+      if (parse_number(raw, &x) < 0)
+        return qerrf(q, "%.100s: \"%.64s\" is not a number", name, raw);
+      s->nums[c->nnums++] = x;
+      break;
+    case TRACE_QV_ANY: /* a string, and whatever else it reads as */
+      if ((rc = push_str(s, c, raw)) < 0)
+        return rc;
+      if (parse_number(raw, &x) == 0)
+        s->nums[c->nnums++] = x;
+      if (parse_time_ms(raw, &ms) == 0)
+        s->times[c->ntimes++] = ms;
+      if (strcmp(raw, "true") == 0)
+        c->booleans |= 1;
+      if (strcmp(raw, "false") == 0)
+        c->booleans |= 2;
+      break;
+    default: return PL_EINVAL;
+    }
+    n++;
+    if (!bar)
+      break;
+    at = bar + 1;
+  }
+  return 0;
+}
+
+/* Adds the condition of a parameter that filters on the event's JSON (trace_query_param_parse). */
+static int add_jcond(qstate *q, const char *name, const trace_qparam *p, const char *value) {
+  if (p->value == TRACE_QV_FLAG) {
+    if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+      return 0; /* the standard: false is as if the parameter were not there */
+    if (*value && strcmp(value, "true") != 0 && strcmp(value, "1") != 0)
+      return qerrf(q, "%.100s takes no value, true or false, got \"%.64s\"", name, value);
+  }
+  if (q->f.nconds + q->f.njconds >= STORE_TRACE_CONDS_MAX)
+    return qerrf(q, "too many query conditions (at most %d)", STORE_TRACE_CONDS_MAX);
+  jstore *s = calloc(1, sizeof *s);
+  if (!s)
+    return PL_ENOMEM;
+  store_trace_jcond c;
+  memset(&c, 0, sizeof c);
+  c.scope = p->scope;
+  c.inner = p->inner;
+  c.op = p->op;
+  snprintf(s->key, sizeof s->key, "%s", p->key);
+  c.key = s->key;
+  int rc = 0;
+  if (p->with_key) {
+    int n = 1;
+    if (p->with_vocab)
+      n = trace_vocab_forms(p->with_vocab, p->with_value, s->with);
+    else
+      snprintf(s->with[0], sizeof s->with[0], "%s", p->with_value);
+    for (int i = 0; i < n; i++)
+      s->cwith[i] = s->with[i];
+    c.with_key = p->with_key;
+    c.with_values = s->cwith;
+    c.nwith = n;
+    if (n <= 0)
+      rc = qerrf(q, "%.100s: bad type \"%.64s\"", name, p->with_value);
+  }
+  if (rc == 0) {
+    switch (p->value) {
+    case TRACE_QV_FLAG: break;
+    case TRACE_QV_NUMBER:
+      if (parse_number(value, &c.num) < 0)
+        rc = qerrf(q, "%.100s must be a number, got \"%.64s\"", name, value);
+      c.has_num = 1;
+      break;
+    case TRACE_QV_TIME:
+      if (parse_time_ms(value, &c.time_ms) < 0)
+        rc = qerrf(q, "%.100s must be an RFC 3339 date-time, got \"%.64s\"", name, value);
+      c.has_time = 1;
+      break;
+    case TRACE_QV_ORDERED:
+      if (parse_number(value, &c.num) == 0)
+        c.has_num = 1;
+      else if (parse_time_ms(value, &c.time_ms) == 0)
+        c.has_time = 1;
+      else
+        rc = qerrf(q, "%.100s must be a number or an RFC 3339 date-time, got \"%.64s\"", name,
+                   value);
+      break;
+    case TRACE_QV_BOOL:
+      if (strcmp(value, "true") == 0)
+        c.booleans = 1;
+      else if (strcmp(value, "false") == 0)
+        c.booleans = 2;
+      else
+        rc = qerrf(q, "%.100s must be true or false, got \"%.64s\"", name, value);
+      break;
+    default:
+      rc = add_jvalues(q, name, p, value, s, &c);
+      if (rc == PL_ELIMIT)
+        rc = qerrf(q, "%.100s: too many values", name);
+    }
+  }
+  if (rc < 0) {
+    jstore_free(s);
+    return rc;
+  }
+  q->js[q->f.njconds] = s;
+  q->f.jconds[q->f.njconds++] = c;
   return 0;
 }
 
@@ -424,6 +647,16 @@ static int apply_param(qstate *q, const char *key, const char *value) {
   if (strcmp(key, "eventCountLimit") == 0) {
     if (parse_int(value, 1, 1000000, &q->count_limit) < 0)
       return qerr(q, "eventCountLimit must be a positive whole number%s%s", "", "");
+    if (q->has_max_count)
+      return qerr(q, "eventCountLimit and maxEventCount cannot be used together%s%s", "", "");
+    return 0;
+  }
+  if (strcmp(key, "maxEventCount") == 0) {
+    if (parse_int(value, 0, 100000000, &q->max_count) < 0)
+      return qerr(q, "maxEventCount must be a whole number from 0 to 100000000%s%s", "", "");
+    q->has_max_count = 1;
+    if (q->count_limit)
+      return qerr(q, "eventCountLimit and maxEventCount cannot be used together%s%s", "", "");
     return 0;
   }
   if (strcmp(key, "nextPageToken") == 0) {
@@ -435,6 +668,13 @@ static int apply_param(qstate *q, const char *key, const char *value) {
     q->f.after_id = id;
     return 0;
   }
+  trace_qparam p;
+  pl_err e = {{0}};
+  int rc = trace_query_param_parse(key, &p, &e);
+  if (rc == 0)
+    return add_jcond(q, key, &p, value);
+  if (rc != PL_ENOTFOUND)
+    return qerrf(q, "%s", e.msg[0] ? e.msg : pl_strerror(rc));
   return qerr(q, "unknown query parameter \"%.64s\"%s", key, "");
 }
 
@@ -490,9 +730,41 @@ static json_t *query_document(json_t *events, const char *query_name) {
                    "schemaVersion", "2.0", "creationDate", now, "epcisBody", "queryResults", qr);
 }
 
+/* The REST binding's query exceptions: 413 with the exception's type (as in its RFC 7807
+ * problem bodies) beside Plateau's error object. */
+static int query_exception(http_req *r, const char *exception, const char *msg) {
+  char type[96];
+  snprintf(type, sizeof type, "epcisException:%s", exception);
+  /* "payload_too_large" is the error model's code of 413 (http/api.c) */
+  return http_reply_json(r, 413,
+                         json_pack("{s:{s:s, s:s}, s:s, s:s, s:i}", "error", "code",
+                                   "payload_too_large", "message", msg, "type", type, "title", msg,
+                                   "status", 413));
+}
+
+static int query_too_complex(http_req *r) {
+  return query_exception(
+      r, "QueryTooComplexException",
+      "the query has more conditions and values than one query may hold; split it");
+}
+
 /* Runs q for viewer and replies with an EPCISQueryDocument page. */
 static int run_query(http_req *r, qstate *q, int64_t viewer, const char *query_name) {
   q->f.viewer = viewer;
+  if (q->has_max_count) { /* the whole result, all its pages, is compared with maxEventCount */
+    int64_t n = 0;
+    int rc = store_trace_count(r->db, &q->f, (int64_t)q->max_count + 1, &n);
+    if (rc == PL_ELIMIT)
+      return query_too_complex(r);
+    if (rc < 0)
+      return http_reply_pl(r, rc, NULL);
+    if (n > q->max_count) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "the query matches more than maxEventCount (%d) events",
+               q->max_count);
+      return query_exception(r, "QueryTooLargeException", msg);
+    }
+  }
   int page = q->per_page;
   if (q->count_limit && q->count_limit < page)
     page = q->count_limit;
@@ -503,7 +775,7 @@ static int run_query(http_req *r, qstate *q, int64_t viewer, const char *query_n
   int rc = store_trace_query(r->db, &q->f, add_result, &res);
   if (rc < 0) {
     json_decref(res.list);
-    return http_reply_pl(r, rc, NULL);
+    return rc == PL_ELIMIT ? query_too_complex(r) : http_reply_pl(r, rc, NULL);
   }
   if (res.count > res.limit && !(q->count_limit && q->count_limit <= page)) {
     char token[64], link[1400];
@@ -696,10 +968,20 @@ static void notify_subscriptions(http_req *r) {
     q->f.limit = SUB_BATCH_MAX;
     sub_run run = {r, c->last_event, {json_array(), SUB_BATCH_MAX, 0, 0, 0, 1}};
     int rc = run.res.list ? store_trace_query(r->db, &q->f, add_result_max, &run) : PL_ENOMEM;
+    int q_max_count = q->has_max_count ? q->max_count : -1;
     qstate_free(q);
     free(q);
+    /* More new events than the query's maxEventCount: the standard's QueryTooLargeException.
+     * A webhook has no way to carry it, so the batch is skipped (and logged), not retried. */
+    int too_large = rc > 0 && q_max_count >= 0 && run.res.count > q_max_count;
+    if (too_large && run.max_id > c->last_event &&
+        store_trace_sub_advance(r->db, c->id, c->last_event, run.max_id) == 0)
+      PL_LOG(PL_LOG_WARN, "trace",
+             "req=%s subscription=%lld skipped %d events: more than maxEventCount %d", r->id_str,
+             (long long)c->id, run.res.count, q_max_count);
     /* Advance first: of two captures racing here, only one delivers a batch. */
-    if (rc > 0 && run.max_id > c->last_event && store_trace_sub_advance(r->db, c->id, c->last_event, run.max_id) == 0) {
+    if (!too_large && rc > 0 && run.max_id > c->last_event &&
+        store_trace_sub_advance(r->db, c->id, c->last_event, run.max_id) == 0) {
       json_t *doc = query_document(run.res.list, c->query_name);
       run.res.list = NULL;
       char sid[24];
@@ -834,30 +1116,53 @@ static int epcs(http_req *r) { return distinct(r, STORE_TRACE_F_EPC); }
 
 /* ---- named queries ---- */
 
+/* The text of a JSON string or number as a query string would carry it: a real in the fewest
+ * digits that read back as the same double. */
+static void json_scalar_text(const json_t *v, char *out, size_t outsz) {
+  if (json_is_string(v)) {
+    snprintf(out, outsz, "%s", json_string_value(v));
+  } else if (json_is_integer(v)) {
+    snprintf(out, outsz, "%lld", (long long)json_integer_value(v));
+  } else {
+    double x = json_real_value(v);
+    for (int prec = 15; prec <= 17; prec++) {
+      snprintf(out, outsz, "%.*g", prec, x);
+      if (strtod(out, NULL) == x)
+        break;
+    }
+  }
+}
+
 /* Applies a stored query's parameters: {"MATCH_anyEPC": ["a","b"], "eventType": "ObjectEvent", ...}. */
 static int apply_json_params(qstate *q, const json_t *params) {
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)params, key, v) {
     char buf[4096];
-    if (json_is_string(v)) {
-      snprintf(buf, sizeof buf, "%s", json_string_value(v));
-    } else if (json_is_integer(v)) {
-      snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+    if (json_is_string(v) || json_is_number(v)) {
+      json_scalar_text(v, buf, sizeof buf);
+    } else if (json_is_boolean(v)) { /* EQ_booleanValue, EXISTS_ */
+      snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
+    } else if (json_is_null(v)) { /* EXISTS_ parameters have no value */
+      buf[0] = 0;
     } else if (json_is_array(v) && json_array_size(v) > 0) {
       size_t i, n = 0;
       json_t *x;
       buf[0] = 0;
       json_array_foreach(v, i, x) {
-        if (!json_is_string(x))
-          return qerr(q, "query parameter %s: list items must be strings%s", key, "");
-        int w = snprintf(buf + n, sizeof buf - n, "%s%s", i ? "|" : "", json_string_value(x));
+        if (!json_is_string(x) && !json_is_number(x))
+          return qerr(q, "query parameter %s: list items must be strings or numbers%s", key, "");
+        char item[1100];
+        json_scalar_text(x, item, sizeof item);
+        int w = snprintf(buf + n, sizeof buf - n, "%s%s", i ? "|" : "", item);
         if (w < 0 || (size_t)w >= sizeof buf - n)
           return qerr(q, "query parameter %s is too long%s", key, "");
         n += (size_t)w;
       }
     } else {
-      return qerr(q, "query parameter %s must be a string, a number or a non-empty list of strings%s", key, "");
+      return qerr(
+          q, "query parameter %s must be a string, a number, a boolean, null or a non-empty list%s",
+          key, "");
     }
     if (strcmp(key, "nextPageToken") == 0 || strcmp(key, "tenant") == 0)
       return qerr(q, "%s cannot be part of a named query%s", key, "");

@@ -126,6 +126,69 @@ typedef struct store_trace_cond {
 
 #define STORE_TRACE_CONDS_MAX 32
 
+/* A condition on the event's JSON text (trace_events.doc), for the query parameters whose
+ * fields have no column of their own: one member, named `key`, of the objects of `scope`. */
+enum store_trace_scope {
+  STORE_TRACE_SCOPE_EVENT = 1,              /* the event's own members */
+  STORE_TRACE_SCOPE_ILMD,                   /* ilmd */
+  STORE_TRACE_SCOPE_ERROR_DECLARATION,      /* errorDeclaration */
+  STORE_TRACE_SCOPE_PERSISTENT_DISPOSITION, /* persistentDisposition */
+  STORE_TRACE_SCOPE_READ_POINT,             /* readPoint */
+  STORE_TRACE_SCOPE_BIZ_LOCATION,           /* bizLocation */
+  STORE_TRACE_SCOPE_QUANTITY,               /* each element of quantityList, childQuantityList,
+                                               input/outputQuantityList */
+  STORE_TRACE_SCOPE_BIZ_TRANSACTION,        /* each element of bizTransactionList */
+  STORE_TRACE_SCOPE_SOURCE,                 /* each element of sourceList */
+  STORE_TRACE_SCOPE_DESTINATION,            /* each element of destinationList */
+  STORE_TRACE_SCOPE_SENSOR_ELEMENT,         /* each element of sensorElementList */
+  STORE_TRACE_SCOPE_SENSOR_METADATA,        /* the sensorMetadata of each sensor element */
+  STORE_TRACE_SCOPE_SENSOR_REPORT,          /* each sensorReport of each sensor element */
+  STORE_TRACE_SCOPE_SENSOR_ANY,             /* a sensorMetadata or a sensorReport */
+  STORE_TRACE_SCOPE_COUNT
+};
+
+enum store_trace_op {
+  STORE_TRACE_OP_EQ = 1, /* equals one of the values */
+  STORE_TRACE_OP_GT,
+  STORE_TRACE_OP_GE,
+  STORE_TRACE_OP_LT,
+  STORE_TRACE_OP_LE,
+  STORE_TRACE_OP_EXISTS, /* the member is there */
+};
+
+/* The event matches when some object of the scope has a member `key` (with `inner`: when some
+ * extension member of such an object, one whose name has a ':', has a member `key` at any depth
+ * inside it) whose value, or one element of it when it is a list, satisfies op:
+ *   EQ: it is a string equal to one of strs, a number equal to one of nums, a date-time string
+ *       naming the same millisecond as one of times_ms, or true/false as `booleans` allows;
+ *   GT..LE: it is a number compared with num (has_num), or a date-time string compared with
+ *       time_ms (has_time);
+ *   a string holding a JSON number ("20", as documents converted from XML have them) counts as
+ *   that number;
+ *   EXISTS: always.
+ * With with_key, the same object must also have a member with_key equal to one of with_values
+ * (the uom of a sensor report or quantity, the type of a business transaction, source or
+ * destination); only the scopes of list elements have one object per element and allow it.
+ * Dates in the documents are compared at millisecond precision. */
+typedef struct store_trace_jcond {
+  int scope, inner, op;
+  const char *key;
+  const char *const *strs;
+  int nstrs;
+  const double *nums;
+  int nnums;
+  const int64_t *times_ms;
+  int ntimes;
+  int booleans; /* bit 0: true matches, bit 1: false matches */
+  double num;
+  int has_num;
+  int64_t time_ms;
+  int has_time;
+  const char *with_key;
+  const char *const *with_values;
+  int nwith;
+} store_trace_jcond;
+
 typedef struct store_trace_filter {
   int64_t viewer; /* tenant id, or 0 for all tenants */
   unsigned types; /* bit (1 << type); 0: all */
@@ -139,6 +202,10 @@ typedef struct store_trace_filter {
   int64_t min_id; /* only events with id > min_id (subscriptions); 0: any */
   int public_only; /* only events marked public (with viewer 0: the consumer page) */
   int limit;      /* <= 0: no limit */
+  /* conditions on the event's JSON, AND-ed with the rest; nconds + njconds is at most
+   * STORE_TRACE_CONDS_MAX */
+  store_trace_jcond jconds[STORE_TRACE_CONDS_MAX];
+  int njconds;
 } store_trace_filter;
 
 typedef struct store_trace_row {
@@ -152,8 +219,13 @@ typedef struct store_trace_row {
 } store_trace_row;
 typedef int (*store_trace_cb)(void *ctx, const store_trace_row *row);
 
-/* Calls cb for each matching event in order; returns the number of rows or a PL_E* code. */
+/* Calls cb for each matching event in order; returns the number of rows or a PL_E* code
+ * (PL_ELIMIT: the filter has more conditions or values than one statement takes). */
 int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, void *ctx);
+
+/* Counts the events matching f, paging (after_key, after_id, limit) aside, up to at_most:
+ * writes min(count, at_most) to *count. Errors as store_trace_query. */
+int store_trace_count(store *s, const store_trace_filter *f, int64_t at_most, int64_t *count);
 
 /* The distinct values of one column (STORE_TRACE_F_BIZ_STEP ... F_BIZ_LOCATION, or
  * STORE_TRACE_F_EPC for identifiers) among events visible to viewer, in order, after `after`

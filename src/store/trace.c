@@ -357,6 +357,227 @@ static int within_cond(binds *b, pl_buf *sql, const store_trace_cond *c, int64_t
   return rc;
 }
 
+/* ---- conditions on the event's JSON (store_trace_jcond) ----
+ * Each condition is one EXISTS over SQLite's JSON1 table functions on trace_events.doc, the
+ * event as captured: the scope's objects (json_each over the lists that hold them), their
+ * members m (json_each; for `inner`, json_tree below each extension member t) and, when a
+ * member is a list, its elements a. VT and VA are the type and value of what is compared: the
+ * member itself, or an element of it. Every value, key and path from a query is bound.
+ *
+ * json_each and json_tree fail on text that is not JSON, and a member's value is JSON text only
+ * when it is an object or an array, so each table function is given a CASE that hands it
+ * '{}' (or '[]') otherwise: the paths then simply match nothing. */
+#define JSON_VT "(CASE WHEN m.type = 'array' THEN a.type ELSE m.type END)"
+#define JSON_VA "(CASE WHEN m.type = 'array' THEN a.atom ELSE m.atom END)"
+/* A date-time string as milliseconds since the epoch (SQLite keeps julianday in ms). */
+#define JSON_VMS "CAST(round((julianday(" JSON_VA ") - 2440587.5) * 86400000.0) AS INTEGER)"
+/* The value as a number: a JSON number, or a string that is one ("20", as documents converted
+ * from XML have them); NULL for anything else. */
+#define JSON_VN                                                                                    \
+  "(CASE WHEN " JSON_VT " IN ('integer', 'real') THEN " JSON_VA " WHEN " JSON_VT                   \
+  " = 'text' AND json_valid(" JSON_VA ") THEN (CASE WHEN json_type(" JSON_VA                       \
+  ") IN ('integer', 'real') THEN CAST(" JSON_VA " AS REAL) END) END)"
+/* Only strings that start like a date: julianday() would read "2451545" as a Julian day. */
+#define JSON_IS_TIME                                                                               \
+  JSON_VT " = 'text' AND " JSON_VA                                                                 \
+          " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][T ][0-9][0-9]:*'"
+
+/* How each scope's objects are reached: `from` lists the table functions before the members
+ * (each followed by ", "), `members` is the argument list of the json_each that yields them,
+ * and `object`, for scopes with one object per list element, that object's JSON text. */
+static const struct json_scope {
+  const char *from, *members, *object;
+} json_scopes[STORE_TRACE_SCOPE_COUNT] = {
+    [STORE_TRACE_SCOPE_EVENT] = {"", "e.doc", NULL},
+    [STORE_TRACE_SCOPE_ILMD] = {"", "e.doc, '$.ilmd'", NULL},
+    [STORE_TRACE_SCOPE_ERROR_DECLARATION] = {"", "e.doc, '$.errorDeclaration'", NULL},
+    [STORE_TRACE_SCOPE_PERSISTENT_DISPOSITION] = {"", "e.doc, '$.persistentDisposition'", NULL},
+    [STORE_TRACE_SCOPE_READ_POINT] = {"", "e.doc, '$.readPoint'", NULL},
+    [STORE_TRACE_SCOPE_BIZ_LOCATION] = {"", "e.doc, '$.bizLocation'", NULL},
+    [STORE_TRACE_SCOPE_QUANTITY] =
+        {"json_each(e.doc) l, json_each(CASE WHEN l.type = 'array' AND l.key IN"
+         " ('quantityList', 'childQuantityList', 'inputQuantityList', 'outputQuantityList')"
+         " THEN l.value ELSE '[]' END) o, ",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+    [STORE_TRACE_SCOPE_BIZ_TRANSACTION] =
+        {"json_each(e.doc, '$.bizTransactionList') o, ",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+    [STORE_TRACE_SCOPE_SOURCE] = {"json_each(e.doc, '$.sourceList') o, ",
+                                  "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+                                  "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+    [STORE_TRACE_SCOPE_DESTINATION] = {"json_each(e.doc, '$.destinationList') o, ",
+                                       "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+                                       "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+    [STORE_TRACE_SCOPE_SENSOR_ELEMENT] = {"json_each(e.doc, '$.sensorElementList') o, ",
+                                          "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+                                          "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+    [STORE_TRACE_SCOPE_SENSOR_METADATA] =
+        {"json_each(e.doc, '$.sensorElementList') se, ",
+         "CASE WHEN se.type = 'object' THEN se.value ELSE '{}' END,"
+         " '$.sensorMetadata'",
+         NULL},
+    [STORE_TRACE_SCOPE_SENSOR_REPORT] =
+        {"json_each(e.doc, '$.sensorElementList') se, json_each(CASE WHEN"
+         " se.type = 'object' THEN se.value ELSE '{}' END, '$.sensorReport') o, ",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END",
+         "CASE WHEN o.type = 'object' THEN o.value ELSE '{}' END"},
+};
+
+/* Binds a number: as its shortest exact text, read back by SQLite with CAST (the bindings hold
+ * integers and text only). */
+static int bind_real(binds *b, pl_buf *sql, double v) {
+  char *t = malloc(32);
+  if (!t)
+    return PL_ENOMEM;
+  snprintf(t, 32, "%.17g", v);
+  int rc = pl_buf_append_str(sql, "CAST(");
+  if (rc < 0) {
+    free(t);
+    return rc;
+  }
+  if ((rc = bind_text(b, sql, NULL, t)) < 0) /* owns t from here on */
+    return rc;
+  return pl_buf_append_str(sql, " AS REAL)");
+}
+
+static int bind_text_list(binds *b, pl_buf *sql, const char *const *v, int n) {
+  int rc;
+  for (int i = 0; i < n; i++)
+    if ((i && (rc = pl_buf_append_str(sql, ", ")) < 0) || (rc = bind_text(b, sql, v[i], NULL)) < 0)
+      return rc;
+  return 0;
+}
+
+/* The test on VT/VA of one condition (not EXISTS). */
+static int json_value_test(binds *b, pl_buf *sql, const store_trace_jcond *c) {
+  int rc;
+  if (c->op != STORE_TRACE_OP_EQ) {
+    const char *cmp = c->op == STORE_TRACE_OP_GT   ? " > "
+                      : c->op == STORE_TRACE_OP_GE ? " >= "
+                      : c->op == STORE_TRACE_OP_LT ? " < "
+                                                   : " <= ";
+    if (c->has_num) {
+      if ((rc = pl_buf_printf(sql, "%s%s", JSON_VN, cmp)) < 0)
+        return rc;
+      return bind_real(b, sql, c->num);
+    }
+    if (c->has_time) {
+      if ((rc = pl_buf_printf(sql, "%s AND %s%s", JSON_IS_TIME, JSON_VMS, cmp)) < 0)
+        return rc;
+      return bind_int(b, sql, c->time_ms);
+    }
+    return PL_EINVAL;
+  }
+  const char *sep = "";
+  if (c->nstrs > 0) {
+    if ((rc = pl_buf_printf(sql, "(%s = 'text' AND %s IN (", JSON_VT, JSON_VA)) < 0 ||
+        (rc = bind_text_list(b, sql, c->strs, c->nstrs)) < 0 ||
+        (rc = pl_buf_append_str(sql, "))")) < 0)
+      return rc;
+    sep = " OR ";
+  }
+  if (c->nnums > 0) {
+    if ((rc = pl_buf_printf(sql, "%s(%s IN (", sep, JSON_VN)) < 0)
+      return rc;
+    for (int i = 0; i < c->nnums; i++)
+      if ((i && (rc = pl_buf_append_str(sql, ", ")) < 0) ||
+          (rc = bind_real(b, sql, c->nums[i])) < 0)
+        return rc;
+    if ((rc = pl_buf_append_str(sql, "))")) < 0)
+      return rc;
+    sep = " OR ";
+  }
+  if (c->ntimes > 0) {
+    if ((rc = pl_buf_printf(sql, "%s(%s AND %s IN (", sep, JSON_IS_TIME, JSON_VMS)) < 0)
+      return rc;
+    for (int i = 0; i < c->ntimes; i++)
+      if ((i && (rc = pl_buf_append_str(sql, ", ")) < 0) ||
+          (rc = bind_int(b, sql, c->times_ms[i])) < 0)
+        return rc;
+    if ((rc = pl_buf_append_str(sql, "))")) < 0)
+      return rc;
+    sep = " OR ";
+  }
+  if (c->booleans & 1) {
+    if ((rc = pl_buf_printf(sql, "%s%s = 'true'", sep, JSON_VT)) < 0)
+      return rc;
+    sep = " OR ";
+  }
+  if (c->booleans & 2) {
+    if ((rc = pl_buf_printf(sql, "%s%s = 'false'", sep, JSON_VT)) < 0)
+      return rc;
+    sep = " OR ";
+  }
+  return *sep ? 0 : PL_EINVAL; /* an EQ with no value at all */
+}
+
+/* One EXISTS for condition c over the objects of scope (one scope: not SENSOR_ANY). */
+static int json_cond_scope(binds *b, pl_buf *sql, const store_trace_jcond *c, int scope) {
+  const struct json_scope *s = &json_scopes[scope];
+  int rc;
+  if ((rc = pl_buf_printf(sql, "EXISTS (SELECT 1 FROM %s", s->from)) < 0)
+    return rc;
+  if (c->inner)
+    rc = pl_buf_printf(sql,
+                       "json_each(%s) t, json_tree(CASE WHEN t.type IN ('object', 'array') AND "
+                       "instr(t.key, ':') > 0"
+                       " THEN t.value ELSE '{}' END) m",
+                       s->members);
+  else
+    rc = pl_buf_printf(sql, "json_each(%s) m", s->members);
+  if (rc < 0)
+    return rc;
+  if (c->op != STORE_TRACE_OP_EXISTS &&
+      (rc = pl_buf_append_str(
+           sql, ", json_each(CASE WHEN m.type = 'array' THEN m.value ELSE '[0]' END) a")) < 0)
+    return rc;
+  if ((rc = pl_buf_append_str(sql, " WHERE m.key = ")) < 0 ||
+      (rc = bind_text(b, sql, c->key, NULL)) < 0)
+    return rc;
+  if (c->with_key) {
+    if (!s->object || c->nwith <= 0)
+      return PL_EINVAL;
+    char *path = malloc(strlen(c->with_key) + 8);
+    if (!path)
+      return PL_ENOMEM;
+    sprintf(path, "$.\"%s\"", c->with_key);
+    if ((rc = pl_buf_printf(sql, " AND json_extract(%s, ", s->object)) < 0) {
+      free(path);
+      return rc;
+    }
+    if ((rc = bind_text(b, sql, NULL, path)) < 0 || (rc = pl_buf_append_str(sql, ") IN (")) < 0 ||
+        (rc = bind_text_list(b, sql, c->with_values, c->nwith)) < 0 ||
+        (rc = pl_buf_append_str(sql, ")")) < 0)
+      return rc;
+  }
+  if (c->op != STORE_TRACE_OP_EXISTS) {
+    if ((rc = pl_buf_append_str(sql, " AND (")) < 0 || (rc = json_value_test(b, sql, c)) < 0 ||
+        (rc = pl_buf_append_str(sql, ")")) < 0)
+      return rc;
+  }
+  return pl_buf_append_str(sql, ")");
+}
+
+static int json_cond(binds *b, pl_buf *sql, const store_trace_jcond *c) {
+  if (c->scope < STORE_TRACE_SCOPE_EVENT || c->scope >= STORE_TRACE_SCOPE_COUNT || !c->key ||
+      c->op < STORE_TRACE_OP_EQ || c->op > STORE_TRACE_OP_EXISTS)
+    return PL_EINVAL;
+  if (c->with_key && strpbrk(c->with_key, "\"\\"))
+    return PL_EINVAL;
+  if (c->scope != STORE_TRACE_SCOPE_SENSOR_ANY)
+    return json_cond_scope(b, sql, c, c->scope);
+  /* time, deviceID, dataProcessingMethod and bizRules may be in either */
+  int rc;
+  if ((rc = pl_buf_append_str(sql, "(")) < 0 ||
+      (rc = json_cond_scope(b, sql, c, STORE_TRACE_SCOPE_SENSOR_METADATA)) < 0 ||
+      (rc = pl_buf_append_str(sql, " OR ")) < 0 ||
+      (rc = json_cond_scope(b, sql, c, STORE_TRACE_SCOPE_SENSOR_REPORT)) < 0)
+    return rc;
+  return pl_buf_append_str(sql, ")");
+}
+
 static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
   int rc;
   if ((rc = pl_buf_append_str(sql, " WHERE ")) < 0 || (rc = visibility(b, sql, f->viewer)) < 0)
@@ -408,6 +629,12 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
         return rc;
     }
     if ((rc = pl_buf_append_str(sql, ")")) < 0)
+      return rc;
+  }
+  if (f->nconds + f->njconds > STORE_TRACE_CONDS_MAX || f->njconds < 0)
+    return PL_EINVAL;
+  for (int i = 0; i < f->njconds; i++) {
+    if ((rc = pl_buf_append_str(sql, " AND ")) < 0 || (rc = json_cond(b, sql, &f->jconds[i])) < 0)
       return rc;
   }
   return 0;
@@ -466,6 +693,36 @@ int store_trace_query(store *s, const store_trace_filter *f, store_trace_cb cb, 
     rc = store__each_row(s, st, visit_event, &v);
   else
     sqlite3_finalize(st);
+  pl_buf_free(&sql);
+  binds_free(b);
+  free(b);
+  return rc;
+}
+
+int store_trace_count(store *s, const store_trace_filter *f, int64_t at_most, int64_t *count) {
+  binds *b = calloc(1, sizeof *b);
+  if (!b)
+    return PL_ENOMEM;
+  pl_buf sql;
+  pl_buf_init(&sql, 1 << 20);
+  int rc = pl_buf_append_str(&sql, "SELECT count(*) FROM (SELECT 1 FROM trace_events e");
+  if (rc == 0)
+    rc = build_where(b, &sql, f);
+  if (rc == 0)
+    rc = pl_buf_printf(&sql, " LIMIT %lld)", (long long)(at_most > 0 ? at_most : 0));
+  sqlite3_stmt *st = NULL;
+  if (rc == 0)
+    rc = store__prepare(s, pl_buf_cstr(&sql), &st);
+  if (rc == 0)
+    rc = binds_apply(b, st);
+  if (rc == 0) {
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+      *count = sqlite3_column_int64(st, 0);
+    else
+      rc = store__rc(s, step);
+  }
+  sqlite3_finalize(st);
   pl_buf_free(&sql);
   binds_free(b);
   free(b);

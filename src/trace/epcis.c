@@ -110,7 +110,9 @@ int trace_type_parse(const char *name) {
   return 0;
 }
 
-/* CBV 2.0 business steps and dispositions. */
+/* CBV 2.0 vocabularies: business steps, dispositions, error reasons, business transaction
+ * types, source/destination types; and the GS1 Web Vocabulary's measurement types (the
+ * sensorReport "type" values). */
 static const char *const cbv_bizsteps[] = {
     "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning", "creating_class_instance",
     "cycle_counting", "decommissioning", "departing", "destroying", "disassembling", "dispensing", "encoding",
@@ -125,6 +127,43 @@ static const char *const cbv_dispositions[] = {
     "no_pedigree_match", "non_conformant", "non_sellable_other", "partially_dispensed", "recalled", "reserved",
     "retail_sold", "returned", "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable", "unknown",
     NULL};
+static const char *const cbv_error_reasons[] = {"did_not_occur", "incorrect_data", NULL};
+static const char *const cbv_btts[] = {"bol",     "cert",    "desadv",    "inv",    "pedigree",
+                                       "po",      "poc",     "prodorder", "recadv", "rma",
+                                       "testprd", "testres", "upevt",     NULL};
+static const char *const cbv_sdts[] = {"owning_party", "possessing_party", "location", NULL};
+/* clang-format off: one name after another, not one per line */
+static const char *const gs1_measurement_types[] = {
+    "AbsoluteHumidity", "AbsorbedDose", "AbsorbedDoseRate", "Acceleration", "Radioactivity",
+    "Altitude", "AmountOfSubstance", "AmountOfSubstancePerUnitVolume", "Angle",
+    "AngularAcceleration", "AngularMomentum", "AngularVelocity", "Area", "Capacitance",
+    "Conductance", "Conductivity", "Count", "Density", "Dimensionless", "DoseEquivalent",
+    "DoseEquivalentRate", "DynamicViscosity", "ElectricCharge", "ElectricCurrent",
+    "ElectricCurrentDensity", "ElectricFieldStrength", "Energy", "Exposure", "Force", "Frequency",
+    "Illuminance", "Inductance", "Irradiance", "KinematicViscosity", "Length", "LinearMomentum",
+    "Luminance", "LuminousFlux", "LuminousIntensity", "MagneticFlux", "MagneticFluxDensity",
+    "MagneticVectorPotential", "Mass", "MassConcentration", "MassFlowRate", "MassPerAreaTime",
+    "MemoryCapacity", "MolalityOfSolute", "MolarEnergy", "MolarMass", "MolarVolume", "Power",
+    "Pressure", "RadiantFlux", "RadiantIntensity", "RelativeHumidity", "Resistance", "Resistivity",
+    "SolidAngle", "SpecificVolume", "Speed", "SurfaceDensity", "SurfaceTension", "Temperature",
+    "Time", "Torque", "Voltage", "Volume", "VolumeFlowRate", "VolumeFraction", "VolumetricFlux",
+    "Wavenumber", NULL};
+/* clang-format on */
+
+/* Each vocabulary: its names and the two prefixes that may stand before a name (the CBV 1.x URN,
+ * or the "gs1:" CURIE of the Web Vocabulary, and the Web URI, which is the canonical form). */
+static const struct vocab {
+  const char *kind;
+  const char *short_prefix, *uri_prefix;
+  const char *const *names;
+} vocabs[] = {
+    {"BizStep", "urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-", cbv_bizsteps},
+    {"Disp", "urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-", cbv_dispositions},
+    {"ER", "urn:epcglobal:cbv:er:", "https://ref.gs1.org/cbv/ER-", cbv_error_reasons},
+    {"BTT", "urn:epcglobal:cbv:btt:", "https://ref.gs1.org/cbv/BTT-", cbv_btts},
+    {"SDT", "urn:epcglobal:cbv:sdt:", "https://ref.gs1.org/cbv/SDT-", cbv_sdts},
+    {"MT", "gs1:", "https://gs1.org/voc/", gs1_measurement_types},
+};
 
 static int in_list(const char *const *list, const char *s, size_t len) {
   for (; *list; list++)
@@ -140,33 +179,62 @@ static int has_control(const char *s) {
   return 0;
 }
 
-int trace_vocab_normalise(const char *kind, const char *in, char *out, size_t outsz) {
-  if (!in || !*in || has_control(in))
-    return PL_EINVAL;
-  const int is_step = strcmp(kind, "BizStep") == 0;
-  const char *const *list = is_step ? cbv_bizsteps : cbv_dispositions;
-  const char *urn = is_step ? "urn:epcglobal:cbv:bizstep:" : "urn:epcglobal:cbv:disp:";
-  const char *uri = is_step ? "https://ref.gs1.org/cbv/BizStep-" : "https://ref.gs1.org/cbv/Disp-";
+/* The vocabulary name in `in` (after one of the prefixes, or bare), or NULL for another URI.
+ * *standard tells whether the name is one of the vocabulary's. */
+static const char *vocab_name(const struct vocab *v, const char *in, int *standard) {
   const char *name = NULL;
-  if (strncmp(in, urn, strlen(urn)) == 0)
-    name = in + strlen(urn);
-  else if (strncmp(in, uri, strlen(uri)) == 0)
-    name = in + strlen(uri);
+  if (strncmp(in, v->short_prefix, strlen(v->short_prefix)) == 0)
+    name = in + strlen(v->short_prefix);
+  else if (strncmp(in, v->uri_prefix, strlen(v->uri_prefix)) == 0)
+    name = in + strlen(v->uri_prefix);
   else if (!strchr(in, ':'))
     name = in;
+  *standard = name && in_list(v->names, name, strlen(name));
+  return name;
+}
+
+static const struct vocab *vocab_of(const char *kind) {
+  for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++)
+    if (strcmp(vocabs[i].kind, kind) == 0)
+      return &vocabs[i];
+  return NULL;
+}
+
+int trace_vocab_normalise(const char *kind, const char *in, char *out, size_t outsz) {
+  const struct vocab *v = vocab_of(kind);
+  if (!v || !in || !*in || has_control(in))
+    return PL_EINVAL;
+  int standard;
+  const char *name = vocab_name(v, in, &standard);
   int n;
-  if (name) {
-    if (!in_list(list, name, strlen(name))) {
-      if (name == in)
-        return PL_EINVAL;
-      n = snprintf(out, outsz, "%s", in); /* a CBV-looking URI with a name CBV lacks: custom */
-    } else {
-      n = snprintf(out, outsz, "%s%s", uri, name);
-    }
-  } else {
-    n = snprintf(out, outsz, "%s", in);
-  }
+  if (standard)
+    n = snprintf(out, outsz, "%s%s", v->uri_prefix, name);
+  else if (name == in)
+    return PL_EINVAL; /* a bare word the vocabulary lacks: custom values must be URIs */
+  else
+    n = snprintf(out, outsz, "%s",
+                 in); /* another URI, or a vocabulary-looking one with an unknown name */
   return n < 0 || (size_t)n >= outsz ? PL_ELIMIT : n;
+}
+
+int trace_vocab_forms(const char *kind, const char *in,
+                      char forms[][TRACE_VOCAB_FORM_MAX]) {
+  const struct vocab *v = vocab_of(kind);
+  if (!v || !in || !*in || has_control(in))
+    return PL_EINVAL;
+  int standard;
+  const char *name = vocab_name(v, in, &standard);
+  if (!standard) {
+    if (name == in)
+      return PL_EINVAL;
+    int n = snprintf(forms[0], TRACE_VOCAB_FORM_MAX, "%s", in);
+    return n < 0 || n >= TRACE_VOCAB_FORM_MAX ? PL_ELIMIT : 1;
+  }
+  /* a vocabulary name is at most a few dozen bytes: these fit */
+  snprintf(forms[0], TRACE_VOCAB_FORM_MAX, "%s%s", v->uri_prefix, name);
+  snprintf(forms[1], TRACE_VOCAB_FORM_MAX, "%s", name);
+  snprintf(forms[2], TRACE_VOCAB_FORM_MAX, "%s%s", v->short_prefix, name);
+  return 3;
 }
 
 /* ---- identifiers ---- */

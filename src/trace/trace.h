@@ -79,9 +79,22 @@ int trace_epc_normalise(const char *in, char *out, size_t outsz);
 
 /* The canonical form of a CBV vocabulary value: a bare CBV name ("shipping") and the CBV 1.x
  * URN ("urn:epcglobal:cbv:bizstep:shipping") become "https://ref.gs1.org/cbv/BizStep-shipping".
- * kind is "BizStep" or "Disp". Other URIs are kept. PL_EINVAL for a bare word that is not a CBV
- * name (custom values must be URIs). */
+ * kind is "BizStep", "Disp", "ER" (error reasons), "BTT" (business transaction types) or "SDT"
+ * (source/destination types); or "MT", the GS1 Web Vocabulary's measurement types, whose
+ * "Temperature" and "gs1:Temperature" become "https://gs1.org/voc/Temperature". Other URIs are
+ * kept. PL_EINVAL for an unknown kind or a bare word that is not a name of the vocabulary
+ * (custom values must be URIs). */
 int trace_vocab_normalise(const char *kind, const char *in, char *out, size_t outsz);
+
+/* Every form a value of vocabulary kind (as above) may take in a captured document, for
+ * matching the text of stored events: for a name of the vocabulary the canonical URI, the bare
+ * name and the URN (or "gs1:" CURIE) form, in that order; for any other URI the URI alone.
+ * forms has TRACE_VOCAB_FORMS rows (the size is not in the prototype: gcc 12 misreads a
+ * two-dimensional member array passed to one). Returns the number of forms written, PL_EINVAL
+ * as trace_vocab_normalise, PL_ELIMIT when a URI does not fit. */
+#define TRACE_VOCAB_FORMS 3
+#define TRACE_VOCAB_FORM_MAX (TRACE_EPC_MAX + 64)
+int trace_vocab_forms(const char *kind, const char *in, char forms[][TRACE_VOCAB_FORM_MAX]);
 
 /* The EPCIS 2.0 event hash of an event ("ni:///sha-256;<hex>?ver=CBV2.0"). See epcis.c for
  * what is canonicalised. */
@@ -90,6 +103,46 @@ int trace_event_hash(const json_t *event, char *out, size_t outsz);
 /* Type names. */
 const char *trace_type_name(int type); /* "ObjectEvent", ...; NULL when unknown */
 int trace_type_parse(const char *name); /* STORE_TRACE_*, or 0 */
+
+/* ---- query parameters (query_params.c) ---- */
+
+/* How the value of a parameter is read (by the caller). Lists are '|'-separated. */
+enum trace_qvalue {
+  TRACE_QV_STRINGS = 1, /* a list of strings, compared as given */
+  TRACE_QV_IDS,         /* a list of identifiers: as given, and in their normalised form */
+  TRACE_QV_VOCAB,       /* a list of values of vocabulary `vocab`: every form each may take */
+  TRACE_QV_NUMBERS,     /* a list of numbers */
+  TRACE_QV_NUMBER,      /* one number */
+  TRACE_QV_TIME,        /* one RFC 3339 date-time */
+  TRACE_QV_BOOL,        /* true or false */
+  TRACE_QV_FLAG,        /* EXISTS_: empty, "true" or "1" filters; "false" or "0" does not */
+  TRACE_QV_ANY,         /* extension EQ_: a list; each a string, and also a number, a date-time or a
+                           boolean when it reads as one */
+  TRACE_QV_ORDERED,     /* extension GT_..LE_: a number or an RFC 3339 date-time */
+};
+
+#define TRACE_QP_NAME_MAX 256
+
+/* One parameter that becomes a store_trace_jcond (see store_trace.h). */
+typedef struct trace_qparam {
+  int op;    /* STORE_TRACE_OP_* */
+  int scope; /* STORE_TRACE_SCOPE_* */
+  int inner;
+  int value;         /* TRACE_QV_* */
+  const char *vocab; /* the vocabulary kind of TRACE_QV_VOCAB values (trace_vocab_forms) */
+  char key[TRACE_QP_NAME_MAX];
+  const char *with_key; /* "uom" or "type": the member the same object must have, or NULL */
+  char with_value[TRACE_QP_NAME_MAX]; /* its value as the name gives it */
+  const char *with_vocab;             /* the vocabulary of with_value ("BTT", "SDT"), or NULL */
+} trace_qparam;
+
+/* Reads the name of an EPCIS 2.0 query parameter that filters on the event's JSON (the
+ * quantity, error declaration, sensor, business transaction/source/destination and extension
+ * field parameters; see query_params.c for the list). Returns 0 with *out; PL_ENOTFOUND when the
+ * name is none of them (it may be another parameter); PL_EINVAL, with a message naming the
+ * parameter in err, for a name of one of their forms with a bad part (a unit of measure, a type, a
+ * field name); PL_EUNSUPPORTED for the master data parameters HASATTR_ and EQ_ATTR_. */
+int trace_query_param_parse(const char *name, trace_qparam *out, pl_err *err);
 
 /* ---- lineage (lineage.c) ---- */
 enum { TRACE_UP = 1, TRACE_DOWN = 2, TRACE_BOTH = 3 };

@@ -69,7 +69,7 @@ def plateau_binary():
     explicit = os.environ.get("PLATEAU_BIN")
     if explicit:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
-            return explicit, ""
+            return os.path.abspath(explicit), ""  # the daemon runs in its own data directory
         return None, f"PLATEAU_BIN={explicit} is not an executable file"
     for candidate in (REPO / "build-san" / "plateau", REPO / "build" / "plateau"):
         if candidate.is_file() and os.access(candidate, os.X_OK):

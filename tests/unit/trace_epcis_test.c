@@ -177,6 +177,152 @@ static void normalise(void **state) {
   assert_true(trace_vocab_normalise("Disp", "https://example.com/my-disp", a, sizeof a) > 0);
 }
 
+static void vocabularies(void **state) {
+  char a[1100];
+  const struct {
+    const char *kind, *in, *canonical; /* canonical NULL: PL_EINVAL */
+  } cases[] = {
+      {"ER", "did_not_occur", "https://ref.gs1.org/cbv/ER-did_not_occur"},
+      {"ER", "urn:epcglobal:cbv:er:incorrect_data", "https://ref.gs1.org/cbv/ER-incorrect_data"},
+      {"ER", "oops", NULL},
+      {"BTT", "po", "https://ref.gs1.org/cbv/BTT-po"},
+      {"BTT", "urn:epcglobal:cbv:btt:desadv", "https://ref.gs1.org/cbv/BTT-desadv"},
+      {"BTT", "urn:gs1:epcisapp:rail:btt:passage", "urn:gs1:epcisapp:rail:btt:passage"},
+      {"BTT", "purchase", NULL},
+      {"SDT", "owning_party", "https://ref.gs1.org/cbv/SDT-owning_party"},
+      {"SDT", "https://ref.gs1.org/cbv/SDT-location", "https://ref.gs1.org/cbv/SDT-location"},
+      {"MT", "Temperature", "https://gs1.org/voc/Temperature"},
+      {"MT", "gs1:Temperature", "https://gs1.org/voc/Temperature"},
+      {"MT", "https://gs1.org/voc/RelativeHumidity", "https://gs1.org/voc/RelativeHumidity"},
+      {"MT", "example:Vibration", "example:Vibration"},
+      {"MT", "Temprature", NULL},
+      {"Colour", "red", NULL},
+      {"Disp", "", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int n = trace_vocab_normalise(cases[i].kind, cases[i].in, a, sizeof a);
+    if (!cases[i].canonical) {
+      assert_int_equal(n, PL_EINVAL);
+      continue;
+    }
+    assert_true(n > 0);
+    assert_string_equal(a, cases[i].canonical);
+  }
+  char forms[TRACE_VOCAB_FORMS][TRACE_VOCAB_FORM_MAX];
+  assert_int_equal(trace_vocab_forms("ER", "urn:epcglobal:cbv:er:did_not_occur", forms), 3);
+  assert_string_equal(forms[0], "https://ref.gs1.org/cbv/ER-did_not_occur");
+  assert_string_equal(forms[1], "did_not_occur");
+  assert_string_equal(forms[2], "urn:epcglobal:cbv:er:did_not_occur");
+  assert_int_equal(trace_vocab_forms("MT", "https://gs1.org/voc/Temperature", forms), 3);
+  assert_string_equal(forms[1], "Temperature");
+  assert_string_equal(forms[2], "gs1:Temperature");
+  assert_int_equal(trace_vocab_forms("Disp", "https://example.com/fresh", forms), 1);
+  assert_string_equal(forms[0], "https://example.com/fresh");
+  assert_int_equal(trace_vocab_forms("Disp", "fresh", forms), PL_EINVAL);
+  assert_int_equal(trace_vocab_forms("Disp", "a\tb:c", forms), PL_EINVAL);
+  char long_uri[TRACE_VOCAB_FORM_MAX + 10];
+  memset(long_uri, 'x', sizeof long_uri - 1);
+  memcpy(long_uri, "urn:", 4);
+  long_uri[sizeof long_uri - 1] = 0;
+  assert_int_equal(trace_vocab_forms("Disp", long_uri, forms), PL_ELIMIT);
+}
+
+static void query_param_names(void **state) {
+  const struct {
+    const char *name;
+    int rc, op, scope, inner, value;
+    const char *key, *with_key, *with_value;
+  } cases[] = {
+      {"EQ_quantity", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_QUANTITY, 0, TRACE_QV_NUMBERS,
+       "quantity", NULL, NULL},
+      {"LE_quantity_KGM", 0, STORE_TRACE_OP_LE, STORE_TRACE_SCOPE_QUANTITY, 0, TRACE_QV_NUMBER,
+       "quantity", "uom", "KGM"},
+      {"EQ_value_CEL", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_SENSOR_REPORT, 0, TRACE_QV_NUMBERS,
+       "value", "uom", "CEL"},
+      {"GT_sDev_A93", 0, STORE_TRACE_OP_GT, STORE_TRACE_SCOPE_SENSOR_REPORT, 0, TRACE_QV_NUMBER,
+       "sDev", "uom", "A93"},
+      {"GE_time", 0, STORE_TRACE_OP_GE, STORE_TRACE_SCOPE_SENSOR_ANY, 0, TRACE_QV_TIME, "time",
+       NULL, NULL},
+      {"EQ_type", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_SENSOR_REPORT, 0, TRACE_QV_VOCAB, "type",
+       NULL, NULL},
+      {"EXISTS_errorDeclaration", 0, STORE_TRACE_OP_EXISTS, STORE_TRACE_SCOPE_EVENT, 0,
+       TRACE_QV_FLAG, "errorDeclaration", NULL, NULL},
+      {"LT_errorDeclarationTime", 0, STORE_TRACE_OP_LT, STORE_TRACE_SCOPE_ERROR_DECLARATION, 0,
+       TRACE_QV_TIME, "declarationTime", NULL, NULL},
+      {"EQ_bizTransaction_po", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_BIZ_TRANSACTION, 0,
+       TRACE_QV_STRINGS, "bizTransaction", "type", "po"},
+      {"EQ_source_urn:example:sdt:x", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_SOURCE, 0,
+       TRACE_QV_IDS, "source", "type", "urn:example:sdt:x"},
+      {"EQ_destination_location", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_DESTINATION, 0,
+       TRACE_QV_IDS, "destination", "type", "location"},
+      {"EQ_ex:grade", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_EVENT, 0, TRACE_QV_ANY, "ex:grade",
+       NULL, NULL},
+      {"GT_INNER_ex:max", 0, STORE_TRACE_OP_GT, STORE_TRACE_SCOPE_EVENT, 1, TRACE_QV_ORDERED,
+       "ex:max", NULL, NULL},
+      {"EXISTS_INNER_ILMD_ex:farm_2", 0, STORE_TRACE_OP_EXISTS, STORE_TRACE_SCOPE_ILMD, 1,
+       TRACE_QV_FLAG, "ex:farm_2", NULL, NULL},
+      {"LE_ERROR_DECLARATION_ex:code", 0, STORE_TRACE_OP_LE, STORE_TRACE_SCOPE_ERROR_DECLARATION, 0,
+       TRACE_QV_ORDERED, "ex:code", NULL, NULL},
+      {"EQ_SENSORMETADATA_ext1:x", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_SENSOR_METADATA, 0,
+       TRACE_QV_ANY, "ext1:x", NULL, NULL},
+      {"EQ_INNER_readPoint_ex:lane", 0, STORE_TRACE_OP_EQ, STORE_TRACE_SCOPE_READ_POINT, 1,
+       TRACE_QV_ANY, "ex:lane", NULL, NULL},
+      /* not these parameters */
+      {"EQ_bizStep", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"colour", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_minValue_CEL", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EXISTS_value_CEL", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"GT_bizTransaction_po", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"GT_readPoint_ex:dock", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      /* their forms with a bad part */
+      {"GE_value_cel", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"GE_value_CELSIUS", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"GE_value_C", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_bizTransaction_purchase", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_source_", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_source_a b:c", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_ex:", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_:x", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_Ex:x", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_ex:a-b", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_ex:a:b", PL_EINVAL, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_ILMD_ex", PL_ENOTFOUND, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"HASATTR_ex:colour", PL_EUNSUPPORTED, 0, 0, 0, 0, NULL, NULL, NULL},
+      {"EQ_ATTR_urn:epcglobal:cbv:mda:site_name", PL_EUNSUPPORTED, 0, 0, 0, 0, NULL, NULL, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    trace_qparam p;
+    pl_err err = {{0}};
+    int rc = trace_query_param_parse(cases[i].name, &p, &err);
+    if (rc != cases[i].rc)
+      fail_msg("%s: rc %d, expected %d (%s)", cases[i].name, rc, cases[i].rc, err.msg);
+    if (rc == PL_EINVAL && !strstr(err.msg, cases[i].name))
+      fail_msg("%s: the message does not name the parameter: %s", cases[i].name, err.msg);
+    if (rc)
+      continue;
+    assert_int_equal(p.op, cases[i].op);
+    assert_int_equal(p.scope, cases[i].scope);
+    assert_int_equal(p.inner, cases[i].inner);
+    assert_int_equal(p.value, cases[i].value);
+    assert_string_equal(p.key, cases[i].key);
+    if (cases[i].with_key) {
+      assert_non_null(p.with_key);
+      assert_string_equal(p.with_key, cases[i].with_key);
+      assert_string_equal(p.with_value, cases[i].with_value);
+    } else {
+      assert_null(p.with_key);
+    }
+  }
+  /* a name longer than any field */
+  char name[TRACE_QP_NAME_MAX + 16] = "EQ_ex:";
+  memset(name + 6, 'a', sizeof name - 7);
+  name[sizeof name - 1] = 0;
+  trace_qparam p;
+  pl_err err;
+  assert_int_equal(trace_query_param_parse(name, &p, &err), PL_EINVAL);
+}
+
 static int parse_one(const char *text, trace_doc **doc, pl_err *err) {
   return trace_doc_parse(text, strlen(text), TRACE_EVENTS_MAX, doc, err);
 }
@@ -273,6 +419,8 @@ int main(void) {
       cmocka_unit_test(every_example_parses),
       cmocka_unit_test(schema_test_inputs),
       cmocka_unit_test(normalise),
+      cmocka_unit_test(vocabularies),
+      cmocka_unit_test(query_param_names),
       cmocka_unit_test(rules_and_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

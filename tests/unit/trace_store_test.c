@@ -203,6 +203,139 @@ static void lineage(void **state) {
   json_decref(g);
 }
 
+/* Inserts one event whose stored JSON is doc as it is (no validation: rows written by other
+ * versions, or shapes the parser lets through, must never make a query fail). */
+static void insert_raw(fixture *f, const char *id, const char *doc) {
+  store_trace_event e;
+  memset(&e, 0, sizeof e);
+  e.event_id = id;
+  e.type = STORE_TRACE_OBJECT;
+  e.event_time_ms = 1000;
+  e.doc = doc;
+  e.doc_len = strlen(doc);
+  int ins = 0;
+  assert_int_equal(store_begin(f->s), 0);
+  assert_int_equal(store_trace_insert_batch(f->s, f->a, 0, 1000, &e, 1, &ins), 0);
+  assert_int_equal(store_commit(f->s), 0);
+  assert_int_equal(ins, 1);
+}
+
+static int jcount(fixture *f, const store_trace_jcond *c) {
+  store_trace_filter q;
+  memset(&q, 0, sizeof q);
+  q.viewer = f->a;
+  q.jconds[0] = *c;
+  q.njconds = 1;
+  int n = 0;
+  int rc = store_trace_query(f->s, &q, count_cb, &n);
+  if (rc < 0)
+    return rc;
+  int64_t total = -1;
+  assert_int_equal(store_trace_count(f->s, &q, 100, &total), 0);
+  assert_int_equal(total, n);
+  return n;
+}
+
+static void json_conditions(void **state) {
+  fixture *f = *state;
+  insert_raw(f, "good",
+             "{\"type\":\"ObjectEvent\",\"ilmd\":{\"ex:lot\":\"L7\",\"ex:n\":\"20\"},"
+             "\"sensorElementList\":[{\"sensorReport\":[{\"value\":4.5,\"uom\":\"CEL\"},"
+             "{\"value\":40,\"uom\":\"FAH\"}]}],\"ex:list\":[1,\"2\",[3]],"
+             "\"ex:when\":\"2026-03-01T08:00:00+08:00\",\"ex:o\":{\"ex:deep\":{\"ex:x\":true}}}");
+  /* the wrong shapes everywhere */
+  insert_raw(f, "odd1",
+             "{\"type\":\"ObjectEvent\",\"ilmd\":\"L7\",\"sensorElementList\":{\"sensorReport\":1},"
+             "\"quantityList\":[5,\"x\",null],\"errorDeclaration\":[\"a\"],\"ex:o\":\"{not json\","
+             "\"ex:when\":\"2451545\",\"ex:n\":\"{\"}");
+  insert_raw(f, "odd2",
+             "{\"type\":\"ObjectEvent\",\"sensorElementList\":[\"x\",{\"sensorReport\":[\"y\",null,"
+             "{\"value\":\"4.5\",\"uom\":\"CEL\"}],\"sensorMetadata\":[1]}],\"ex:list\":{}}");
+  const char *lot[] = {"L7"};
+  const char *cel[] = {"CEL"};
+  double four_five = 4.5;
+  int64_t when = 1772323200000; /* 2026-03-01T00:00:00Z */
+  store_trace_jcond c;
+
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_ILMD, c.op = STORE_TRACE_OP_EQ, c.key = "ex:lot", c.strs = lot,
+  c.nstrs = 1;
+  assert_int_equal(jcount(f, &c), 1);
+  c.scope = STORE_TRACE_SCOPE_EVENT; /* not at the top */
+  assert_int_equal(jcount(f, &c), 0);
+
+  /* value 4.5 in CEL: the good event, and odd2's string "4.5" in a CEL report */
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_SENSOR_REPORT, c.op = STORE_TRACE_OP_EQ, c.key = "value";
+  c.nums = &four_five, c.nnums = 1, c.with_key = "uom", c.with_values = cel, c.nwith = 1;
+  assert_int_equal(jcount(f, &c), 2);
+  c.op = STORE_TRACE_OP_GT, c.nnums = 0, c.num = 10, c.has_num = 1; /* 40 is FAH */
+  assert_int_equal(jcount(f, &c), 0);
+  c.scope = STORE_TRACE_SCOPE_ILMD; /* a scope without one object per element */
+  assert_int_equal(jcount(f, &c), PL_EINVAL);
+
+  /* numbers in lists, and strings holding numbers; not "{" */
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_EVENT, c.op = STORE_TRACE_OP_GE, c.key = "ex:list", c.num = 2,
+  c.has_num = 1;
+  assert_int_equal(jcount(f, &c), 1);
+  c.scope = STORE_TRACE_SCOPE_ILMD, c.key = "ex:n", c.num = 20;
+  assert_int_equal(jcount(f, &c), 1);
+  c.scope = STORE_TRACE_SCOPE_EVENT; /* odd1's "{" is no number and no error */
+  assert_int_equal(jcount(f, &c), 0);
+
+  /* times: "2451545" is not read as a Julian day */
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_EVENT, c.op = STORE_TRACE_OP_LE, c.key = "ex:when", c.time_ms = when,
+  c.has_time = 1;
+  assert_int_equal(jcount(f, &c), 1); /* 08:00+08:00 is midnight UTC */
+  c.op = STORE_TRACE_OP_LT;
+  assert_int_equal(jcount(f, &c), 0);
+  c.op = STORE_TRACE_OP_GE;
+  assert_int_equal(jcount(f, &c), 1);
+  c.op = STORE_TRACE_OP_GT;
+  assert_int_equal(jcount(f, &c), 0);
+  c.op = STORE_TRACE_OP_EQ, c.has_time = 0, c.times_ms = &when, c.ntimes = 1;
+  int64_t exact = when;
+  c.times_ms = &exact;
+  assert_int_equal(jcount(f, &c), 1);
+
+  /* inner: anywhere below an extension member, not inside strings that look like JSON */
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_EVENT, c.op = STORE_TRACE_OP_EQ, c.key = "ex:x", c.booleans = 1,
+  c.inner = 1;
+  assert_int_equal(jcount(f, &c), 1);
+  c.booleans = 2;
+  assert_int_equal(jcount(f, &c), 0);
+  c.op = STORE_TRACE_OP_EXISTS, c.key = "ex:deep";
+  assert_int_equal(jcount(f, &c), 1);
+  c.inner = 0;
+  assert_int_equal(jcount(f, &c), 0);
+
+  /* every scope runs on every shape without an error */
+  for (int scope = STORE_TRACE_SCOPE_EVENT; scope < STORE_TRACE_SCOPE_COUNT; scope++)
+    for (int inner = 0; inner < 2; inner++) {
+      memset(&c, 0, sizeof c);
+      c.scope = scope, c.inner = inner, c.op = STORE_TRACE_OP_EQ, c.key = "value";
+      c.nums = &four_five, c.nnums = 1, c.strs = lot, c.nstrs = 1, c.booleans = 3;
+      assert_true(jcount(f, &c) >= 0);
+      c.op = STORE_TRACE_OP_EXISTS;
+      assert_true(jcount(f, &c) >= 0);
+    }
+
+  /* an EQ without values, a bad op, more values than one statement takes */
+  memset(&c, 0, sizeof c);
+  c.scope = STORE_TRACE_SCOPE_EVENT, c.op = STORE_TRACE_OP_EQ, c.key = "ex:lot";
+  assert_int_equal(jcount(f, &c), PL_EINVAL);
+  c.op = 99;
+  assert_int_equal(jcount(f, &c), PL_EINVAL);
+  static const char *many[3000];
+  for (int i = 0; i < 3000; i++)
+    many[i] = "v";
+  c.op = STORE_TRACE_OP_EQ, c.strs = many, c.nstrs = 3000;
+  assert_int_equal(jcount(f, &c), PL_ELIMIT);
+}
+
 static void hub_bound(void **state) {
   trace_hub *h;
   assert_int_equal(trace_hub_new(2, &h), 0);
@@ -312,6 +445,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(capture_dedup_and_query, setup, teardown),
       cmocka_unit_test_setup_teardown(lineage, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_conditions, setup, teardown),
       cmocka_unit_test(hub_bound),
       cmocka_unit_test(migration_8_keeps_events),
   };
