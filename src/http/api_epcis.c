@@ -261,6 +261,7 @@ typedef struct qstate {
   char *values[STORE_TRACE_CONDS_MAX][VALUES_MAX];
   const char *cvalues[STORE_TRACE_CONDS_MAX][VALUES_MAX];
   jstore *js[STORE_TRACE_CONDS_MAX];
+  char attrs[STORE_TRACE_CONDS_MAX][129]; /* EQ_ATTR_ attribute names */
   int per_page, count_limit;
   int max_count, has_max_count; /* maxEventCount */
   const char *page_token;
@@ -575,6 +576,35 @@ static int add_jcond(qstate *q, const char *name, const trace_qparam *p, const c
   return 0;
 }
 
+/* HASATTR_readPoint|bizLocation=attr names, EQ_ATTR_readPoint|bizLocation_<attr>=values: the
+ * location's master data (store_trace_cond). PL_ENOTFOUND for another field (refused later). */
+static int attr_param(qstate *q, const char *key, const char *value) {
+  int has = key[0] == 'H';
+  const char *rest = key + 8;
+  static const struct {
+    const char *name;
+    int field;
+  } locs[] = {{"readPoint", STORE_TRACE_F_READ_POINT}, {"bizLocation", STORE_TRACE_F_BIZ_LOCATION}};
+  for (size_t i = 0; i < 2; i++) {
+    size_t n = strlen(locs[i].name);
+    if (strncmp(rest, locs[i].name, n) != 0 || (has && rest[n]) || (!has && rest[n] != '_'))
+      continue;
+    const char *attr = has ? NULL : rest + n + 1;
+    if (attr && (!*attr || strlen(attr) >= sizeof q->attrs[0] || strspn(attr, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(attr)))
+      return qerr(q, "%s: the attribute name must be 1 to 128 letters, digits or _%s", key, "");
+    int ci = q->f.nconds, rc = add_cond(q, key, has ? STORE_TRACE_F_HASATTR : STORE_TRACE_F_EQ_ATTR, 0, 0, value);
+    if (rc < 0)
+      return rc;
+    q->f.conds[ci].location = locs[i].field;
+    if (attr) {
+      snprintf(q->attrs[ci], sizeof q->attrs[ci], "%s", attr);
+      q->f.conds[ci].attr = q->attrs[ci];
+    }
+    return 0;
+  }
+  return PL_ENOTFOUND;
+}
+
 /* Applies one query parameter to q. PL_EINVAL with q->error for a bad or unknown one. */
 static int apply_param(qstate *q, const char *key, const char *value) {
   if (!value)
@@ -667,6 +697,11 @@ static int apply_param(qstate *q, const char *key, const char *value) {
     q->f.after_key = k;
     q->f.after_id = id;
     return 0;
+  }
+  if (strncmp(key, "HASATTR_", 8) == 0 || strncmp(key, "EQ_ATTR_", 8) == 0) {
+    int rc = attr_param(q, key, value);
+    if (rc != PL_ENOTFOUND)
+      return rc;
   }
   trace_qparam p;
   pl_err e = {{0}};

@@ -112,6 +112,8 @@ enum store_trace_field {
   STORE_TRACE_F_EPC, /* an identifier in one of `roles` (exact, or a prefix with `prefix`) */
   STORE_TRACE_F_READ_POINT_WD,   /* the read point is a value or a descendant (master data) */
   STORE_TRACE_F_BIZ_LOCATION_WD, /* the business location is a value or a descendant */
+  STORE_TRACE_F_HASATTR, /* the location (`location`) has master data with one of the attributes */
+  STORE_TRACE_F_EQ_ATTR, /* the location's master-data attribute `attr` is one of the values */
 };
 
 /* One condition: the field equals one of values (OR); conditions combine with AND. For
@@ -122,6 +124,11 @@ typedef struct store_trace_cond {
   unsigned roles; /* STORE_TRACE_ROLE_BIT mask for STORE_TRACE_F_EPC */
   const char *const *values;
   int nvalues;
+  /* F_HASATTR, F_EQ_ATTR: which location (STORE_TRACE_F_READ_POINT or _BIZ_LOCATION) and, for
+   * F_EQ_ATTR, the attribute. An attribute name matches an attribute id equal to it or ending
+   * in '#', ':' or '/' and it ("sst" matches urn:epcglobal:cbv:mda#sst); values compare as text. */
+  int location;
+  const char *attr;
 } store_trace_cond;
 
 #define STORE_TRACE_CONDS_MAX 32

@@ -578,6 +578,52 @@ static int json_cond(binds *b, pl_buf *sql, const store_trace_jcond *c) {
   return pl_buf_append_str(sql, ")");
 }
 
+/* One master-data attribute (json_each over trace_vocab.attributes, alias a): its id and value. */
+#define ATTR_ID "json_extract(a.value, '$.id')"
+#define ATTR_VALUE "CAST(json_extract(a.value, '$.attribute') AS TEXT)"
+
+/* "the attribute's id is named name": equal, or ending in '#', ':' or '/' and name. */
+static int attr_name_match(binds *b, pl_buf *sql, const char *name) {
+  int rc;
+  if ((rc = pl_buf_append_str(sql, "(" ATTR_ID " = ")) < 0 || (rc = bind_text(b, sql, name, NULL)) < 0 ||
+      (rc = pl_buf_append_str(sql, " OR substr(" ATTR_ID ", -1 - length(")) < 0 ||
+      (rc = bind_text(b, sql, name, NULL)) < 0 ||
+      (rc = pl_buf_append_str(sql, ")) IN ('#' || ")) < 0 || (rc = bind_text(b, sql, name, NULL)) < 0 ||
+      (rc = pl_buf_append_str(sql, ", ':' || ")) < 0 || (rc = bind_text(b, sql, name, NULL)) < 0 ||
+      (rc = pl_buf_append_str(sql, ", '/' || ")) < 0 || (rc = bind_text(b, sql, name, NULL)) < 0)
+    return rc;
+  return pl_buf_append_str(sql, "))");
+}
+
+/* HASATTR_ / EQ_ATTR_ on a location: through the viewer's own master data (every tenant's for
+ * viewer 0), as WD_ goes. */
+static int attr_cond(binds *b, pl_buf *sql, const store_trace_cond *c, int64_t viewer) {
+  int rc = pl_buf_printf(sql,
+                         "%s IN (SELECT t.id FROM trace_vocab t, json_each(t.attributes) a WHERE " ATTR_VALUE
+                         " IS NOT NULL",
+                         c->location == STORE_TRACE_F_READ_POINT ? "e.read_point" : "e.biz_location");
+  if (rc == 0 && viewer && (rc = pl_buf_append_str(sql, " AND t.tenant_id = ")) == 0)
+    rc = bind_int(b, sql, viewer);
+  if (rc == 0)
+    rc = pl_buf_append_str(sql, " AND (");
+  if (c->field == STORE_TRACE_F_HASATTR) {
+    for (int k = 0; rc == 0 && k < c->nvalues; k++)
+      if (!k || (rc = pl_buf_append_str(sql, " OR ")) == 0)
+        rc = attr_name_match(b, sql, c->values[k]);
+  } else {
+    if (!c->attr)
+      return PL_EINVAL;
+    if ((rc = attr_name_match(b, sql, c->attr)) == 0)
+      rc = pl_buf_append_str(sql, " AND " ATTR_VALUE " IN (");
+    for (int k = 0; rc == 0 && k < c->nvalues; k++)
+      if (!k || (rc = pl_buf_append_str(sql, ",")) == 0)
+        rc = bind_text(b, sql, c->values[k], NULL);
+    if (rc == 0)
+      rc = pl_buf_append_str(sql, ")");
+  }
+  return rc == 0 ? pl_buf_append_str(sql, "))") : rc;
+}
+
 static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
   int rc;
   if ((rc = pl_buf_append_str(sql, " WHERE ")) < 0 || (rc = visibility(b, sql, f->viewer)) < 0)
@@ -608,6 +654,11 @@ static int build_where(binds *b, pl_buf *sql, const store_trace_filter *f) {
       return rc;
     if (c->field == STORE_TRACE_F_EPC) {
       if ((rc = epc_cond(b, sql, c)) < 0)
+        return rc;
+      continue;
+    }
+    if (c->field == STORE_TRACE_F_HASATTR || c->field == STORE_TRACE_F_EQ_ATTR) {
+      if ((rc = attr_cond(b, sql, c, f->viewer)) < 0)
         return rc;
       continue;
     }

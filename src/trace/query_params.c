@@ -16,7 +16,8 @@
  *     EQ_[INNER_]readPoint_prefix:name and EQ_[INNER_]bizLocation_prefix:name. The field name
  *     is matched as it is written in the captured JSON. The grid of OP x INNER x SCOPE is taken
  *     whole, a little more than the schema lists (it has no EXISTS_INNER_SENSORREPORT_, say).
- * HASATTR_ and EQ_ATTR_ (master data) are recognised and refused.
+ * HASATTR_ and EQ_ATTR_ on readPoint and bizLocation are read by the HTTP layer (master data,
+ * store_trace_cond); on any other field they are recognised and refused.
  *
  * What must hold for the same object: the standard words every parameter as a condition on the
  * event on its own ("the result will only include events that (a) accommodate a sensorReport
@@ -232,9 +233,10 @@ int trace_query_param_parse(const char *name, trace_qparam *out, pl_err *err) {
     }
   }
   if (starts(name, "HASATTR_") || starts(name, "EQ_ATTR_"))
-    return pl_err_set(
-        err, PL_EUNSUPPORTED,
-        "%.64s: master data attributes are not supported (Plateau holds no master data)", name);
+    return pl_err_set(err, PL_EUNSUPPORTED,
+                      "%.64s: master data attributes are queried on readPoint and bizLocation only "
+                      "(HASATTR_bizLocation, EQ_ATTR_bizLocation_name)",
+                      name);
   int op = 0;
   const char *rest = NULL;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)

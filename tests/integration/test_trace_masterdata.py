@@ -164,3 +164,35 @@ def test_masterdata_bad_params(server, maker):
         assert_error(server.api("GET", "/api/v1/masterdata", token=tok, params=params), 400)
     assert_error(server.api("GET", "/api/v1/masterdata"), 401)
     assert_error(server.api("GET", "/epcis/events", token=tok, params={"WD_bizLocation": ""}), 400)
+
+
+def test_hasattr_and_eq_attr(server):
+    """HASATTR_ / EQ_ATTR_ on readPoint and bizLocation read the asker's master data; attribute
+    names match in full or by their last part (sst = urn:epcglobal:cbv:mda#sst)."""
+    _, tok = server.tenant_with_admin("mdattr")
+    _, other = server.tenant_with_admin("mdattrx")
+    a, b, c = (f"urn:epc:id:sgln:4012345.00300.{i}" for i in range(3))
+    events = [obj([f"urn:epc:id:sgtin:4012345.011111.{300 + i}"], bizLocation={"id": loc}, readPoint={"id": loc})
+              for i, loc in enumerate([a, b, c])]
+    d = with_master_data(doc(*events), [{"type": LOC, "vocabularyElementList": [
+        {"id": a, "attributes": [{"id": "urn:epcglobal:cbv:mda#sst", "attribute": 201},
+                                 {"id": NAME, "attribute": "Cold store"}]},
+        {"id": b, "attributes": [{"id": "urn:epcglobal:cbv:mda#sst", "attribute": "202"}]},
+        {"id": c}]}])
+    assert capture(server, tok, d).status_code == 202
+    q = lambda t, p: sorted(e["bizLocation"]["id"] for e in events_of(
+        server.api("GET", "/epcis/events", token=t, params=p)))
+    assert q(tok, {"HASATTR_bizLocation": "sst"}) == [a, b]
+    assert q(tok, {"HASATTR_bizLocation": NAME}) == [a]
+    assert q(tok, {"HASATTR_readPoint": "urn:epcglobal:cbv:mda#name|nothing"}) == [a]
+    assert q(tok, {"EQ_ATTR_bizLocation_sst": "201"}) == [a]          # a number in the master data
+    assert q(tok, {"EQ_ATTR_bizLocation_sst": "201|202"}) == [a, b]
+    assert q(tok, {"EQ_ATTR_readPoint_name": "Cold store"}) == [a]
+    assert q(tok, {"EQ_ATTR_bizLocation_sst": "203"}) == []
+    assert q(tok, {"HASATTR_bizLocation": "colour"}) == []
+    # another tenant's events at the same places do not match through this tenant's master data
+    assert capture(server, other, doc(obj(["urn:epc:id:sgtin:4012345.011111.399"], bizLocation={"id": a}))).status_code == 202
+    assert q(other, {"HASATTR_bizLocation": "sst"}) == []
+    for bad in ({"EQ_ATTR_bizLocation_": "x"}, {"EQ_ATTR_bizLocation_s-t": "x"}, {"HASATTR_bizLocation": ""},
+                {"HASATTR_epcClass": "x"}, {"EQ_ATTR_readPointx_sst": "1"}):
+        assert_error(server.api("GET", "/epcis/events", token=tok, params=bad), 400)
