@@ -225,7 +225,7 @@ static void plateau_side(const char *dir, long lots, size_t doc_events, int quer
       const char *vals[1] = {norm};
       store_trace_filter f = {0};
       f.viewer = t.id;
-      f.conds[0] = (store_trace_cond){STORE_TRACE_F_EPC, 0xffffffffu, vals, 1};
+      f.conds[0] = (store_trace_cond){.field = STORE_TRACE_F_EPC, .roles = 0xffffffffu, .values = vals, .nvalues = 1};
       f.nconds = 1;
       f.limit = 101;
       if ((rc = store_trace_query(s, &f, count_row, &found)) < 0)

@@ -393,7 +393,7 @@ static void migration_8_keeps_events(void **state) {
   const char *v[] = {"https://id.gs1.org/00/1"};
   store_trace_filter f = {0};
   f.viewer = 2;
-  f.conds[0] = (store_trace_cond){STORE_TRACE_F_EPC, 0xffffffffu, v, 1};
+  f.conds[0] = (store_trace_cond){.field = STORE_TRACE_F_EPC, .roles = 0xffffffffu, .values = v, .nvalues = 1};
   f.nconds = 1;
   int n = 0;
   assert_int_equal(store_trace_query(s, &f, count_rows, &n), 1);
@@ -404,7 +404,7 @@ static void migration_8_keeps_events(void **state) {
   const char *ids[] = {"urn:uuid:two"};
   memset(&f, 0, sizeof f);
   f.viewer = 1;
-  f.conds[0] = (store_trace_cond){STORE_TRACE_F_EVENT_ID, 0, ids, 1};
+  f.conds[0] = (store_trace_cond){.field = STORE_TRACE_F_EVENT_ID, .values = ids, .nvalues = 1};
   f.nconds = 1;
   n = 0;
   assert_int_equal(store_trace_query(s, &f, count_rows, &n), 1);
