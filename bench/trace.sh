@@ -52,16 +52,19 @@ def call(method, path, body=None):
 CP = "4012345"
 
 def ev(kind, t, **kw):
-    e = {"type": kind, "eventTime": t, "eventTimeZoneOffset": "+08:00"}
+    e = {"type": kind, "eventTime": t, "eventTimeZoneOffset": "+00:00"}
     e.update(kw)
     return e
 
 def sscc(n): return f"urn:epc:id:sscc:{CP}.{n:010d}"
 
 # One "lot" produces 2 transformations + 40 cases + 4 pallets + 1 shipment + 4 receipts = 51 events.
+# Lots are made one after another, one every 5 minutes from 2025-01-01, and captured as they
+# happen (a plant's events arrive in time order).
 PER_LOT = 51
+T0 = 1735689600  # 2025-01-01T00:00:00Z
 def lot_events(lot):
-    t = f"2026-{1 + lot % 12:02d}-{1 + lot % 28:02d}T08:00:00+08:00"
+    t = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(T0 + lot * 300))
     w = f"urn:epc:class:lgtin:{CP}.000002.W{lot}"
     b = f"urn:epc:class:lgtin:{CP}.000003.B{lot}"
     out = [ev("TransformationEvent", t, inputQuantityList=[{"epcClass": f"urn:epc:class:lgtin:{CP}.000001.S{lot % 3}", "quantity": 5000}],

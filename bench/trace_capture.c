@@ -7,7 +7,7 @@
  *                       [--queries N]
  *
  * The data is bench/trace.sh's supply chain, generated here byte for byte as its Python does:
- * per lot, two TransformationEvents (spring -> water lot -> bottle lot), 40 case
+ * a lot every 5 minutes from 2025-01-01 (events in time order, as a plant captures them); per lot, two TransformationEvents (spring -> water lot -> bottle lot), 40 case
  * AggregationEvents (a class quantity of the bottle lot), 4 pallet AggregationEvents (10 cases
  * each), a shipping TransactionEvent (the 4 pallets) and 4 receiving ObjectEvents: 51 events,
  * none with an eventID (each is hashed), in documents of <= --doc-events (9,990) events.
@@ -61,12 +61,15 @@ static void sscc(pl_buf *b, long n) {
 
 /* Appends one event's common head: {"type":..., "eventTime":..., "eventTimeZoneOffset":"+08:00" */
 static void head(pl_buf *b, const char *type, const char *t) {
-  pl_buf_printf(b, "{\"type\": \"%s\", \"eventTime\": \"%s\", \"eventTimeZoneOffset\": \"+08:00\"", type, t);
+  pl_buf_printf(b, "{\"type\": \"%s\", \"eventTime\": \"%s\", \"eventTimeZoneOffset\": \"+00:00\"", type, t);
 }
 
 static void lot_events(pl_buf *b, long lot, int *first) {
   char t[40];
-  snprintf(t, sizeof t, "2026-%02ld-%02ldT08:00:00+08:00", 1 + lot % 12, 1 + lot % 28);
+  time_t when = (time_t)(1735689600L + lot * 300L); /* a lot every 5 minutes from 2025-01-01 */
+  struct tm tm;
+  gmtime_r(&when, &tm);
+  strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
   char w[96], bl[96];
   snprintf(w, sizeof w, "urn:epc:class:lgtin:" CP ".000002.W%ld", lot);
   snprintf(bl, sizeof bl, "urn:epc:class:lgtin:" CP ".000003.B%ld", lot);

@@ -48,10 +48,13 @@ int store_trace_insert_batch(store *s, int64_t tenant_id, int64_t capture_id, in
                              const store_trace_event *evs, size_t n, int *inserted) {
   sqlite3_stmt *ev = NULL, *epc = NULL, *share = NULL;
   int rc;
-  /* Captures touch two indexes of random keys (event keys, identifiers): a page cache larger
-   * than SQLite's 2 MB default keeps their inner pages in memory (64 MB per connection, only
-   * grown as used). */
-  sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+  /* A capture inserts into the event-key index at random places (the keys are hashes): every
+   * event reads a leaf somewhere in it, and the index outgrows any page cache (300 MB at ten
+   * million events). A page cache larger than SQLite's 2 MB default keeps the inner pages
+   * (64 MB per connection, grown only as used), and reading the file through a memory map
+   * (SQLite's cap, 2 GB) turns the leaf reads into page-cache hits without a read() each:
+   * 14.8k -> 18.5k events/s in-process at 3 million events (bench_trace_capture). */
+  sqlite3_exec(s->db, "PRAGMA cache_size = -65536; PRAGMA mmap_size = 2147418112", NULL, NULL, NULL);
   if ((rc = store__prepare(s,
                            "INSERT INTO trace_events (tenant_id, event_key, event_id, type, event_time_ms, record_time_ms,"
                            " action, biz_step, disposition, read_point, biz_location, public, capture_id, doc)"
