@@ -1040,6 +1040,8 @@ static const pl_json_field sub_fields[] = {
 
 static int sub_create(http_req *r) {
   store_tenant t;
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   json_t *body;
   int st = http_tenant(r, "trace", &t);
   if (st || (st = http_body_json(r, sub_fields, 1, &body)))
@@ -1098,6 +1100,8 @@ static int sub_list_route(http_req *r) {
 
 static int sub_delete(http_req *r) {
   store_tenant t;
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   int st = http_tenant(r, "trace", &t);
   if (st)
     return st;
@@ -1226,6 +1230,8 @@ static const pl_json_field query_fields[] = {
 
 static int query_create(http_req *r) {
   store_tenant t;
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   json_t *body;
   int st = http_tenant(r, "trace", &t);
   if (st || (st = http_body_json(r, query_fields, 2, &body)))
@@ -1311,6 +1317,8 @@ static int query_get(http_req *r) {
 
 static int query_delete(http_req *r) {
   store_tenant t;
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   int st = http_tenant(r, "trace", &t);
   if (st)
     return st;

@@ -293,3 +293,23 @@ def test_named_queries(server):
     assert_error(server.api("GET", "/epcis/queries/nothing/events", token=tok), 404)
     assert server.api("DELETE", "/epcis/queries/shipped", token=tok).status_code == 204
     assert_error(server.api("DELETE", "/epcis/queries/shipped", token=tok), 404)
+
+
+def test_device_credentials_capture_only(server):
+    """A device (a packing-line scanner) may capture its tenant's events; it may not read them,
+    nor manage named queries and subscriptions; viewers may read but not capture."""
+    name, tok = server.tenant_with_admin("epcdev")
+    dev = server.create_device_cli("scanner-1", name)
+    viewer = server.create_token(name, "viewer")
+    r = capture(server, dev, doc(obj(["urn:epc:id:sgtin:4012345.011111.700"])))
+    assert r.status_code == 202 and r.json()["captured"] == 1, describe(r)
+    assert_error(server.api("GET", "/epcis/events", token=dev), 403)
+    assert_error(server.api("POST", "/epcis/queries", token=dev,
+                            json={"name": "q1", "query": {"EQ_action": ["OBSERVE"]}}), 403)
+    assert server.api("POST", "/epcis/queries", token=tok,
+                      json={"name": "q1", "query": {"EQ_action": ["OBSERVE"]}}).status_code == 201
+    assert_error(server.api("DELETE", "/epcis/queries/q1", token=dev), 403)
+    assert_error(server.api("POST", "/epcis/queries/q1/subscriptions", token=dev,
+                            json={"dest": "http://127.0.0.1:9/hook"}), 403)
+    assert len(events_of(server.api("GET", "/epcis/events", token=viewer))) == 1
+    assert_error(capture(server, viewer, doc(obj(["urn:epc:id:sgtin:4012345.011111.701"]))), 403)
