@@ -254,6 +254,10 @@ typedef struct jstore {
   int64_t times[VALUES_MAX];
   char with[TRACE_VOCAB_FORMS][TRACE_VOCAB_FORM_MAX];
   const char *cwith[TRACE_VOCAB_FORMS];
+  /* a number test in a unit of measure, in every unit of its dimension */
+  const char *units[TRACE_UNITS_MAX];
+  double num_in[TRACE_UNITS_MAX];
+  double nums_in[TRACE_UNITS_MAX * VALUES_MAX];
 } jstore;
 
 typedef struct qstate {
@@ -496,6 +500,27 @@ static int add_jvalues(qstate *q, const char *name, const trace_qparam *p, const
   return 0;
 }
 
+/* GE_value_CEL=4 also finds a report of 277.15 KEL: the condition's numbers in every unit of
+ * the dimension of its unit (trace_unit_alternatives); a unit not in the table is compared as
+ * written. */
+static void unit_alternatives(jstore *s, store_trace_jcond *c) {
+  const char *unit = c->with_values[0];
+  int n = trace_unit_alternatives(unit, c->has_num ? c->num : 0, s->units, s->num_in, TRACE_UNITS_MAX);
+  if (n <= 0)
+    return;
+  for (int k = 0; k < c->nnums; k++) {
+    const char *codes[TRACE_UNITS_MAX];
+    double xs[TRACE_UNITS_MAX];
+    trace_unit_alternatives(unit, c->nums[k], codes, xs, TRACE_UNITS_MAX);
+    for (int i = 0; i < n; i++)
+      s->nums_in[(size_t)i * (size_t)c->nnums + (size_t)k] = xs[i];
+  }
+  c->nunits = n;
+  c->units = s->units;
+  c->num_in = s->num_in;
+  c->nums_in = c->nnums ? s->nums_in : NULL;
+}
+
 /* Adds the condition of a parameter that filters on the event's JSON (trace_query_param_parse). */
 static int add_jcond(qstate *q, const char *name, const trace_qparam *p, const char *value) {
   if (p->value == TRACE_QV_FLAG) {
@@ -567,6 +592,8 @@ static int add_jcond(qstate *q, const char *name, const trace_qparam *p, const c
         rc = qerrf(q, "%.100s: too many values", name);
     }
   }
+  if (rc == 0 && c.with_key && strcmp(c.with_key, "uom") == 0 && (c.has_num || c.nnums > 0))
+    unit_alternatives(s, &c);
   if (rc < 0) {
     jstore_free(s);
     return rc;

@@ -194,6 +194,13 @@ typedef struct store_trace_jcond {
   const char *with_key;
   const char *const *with_values;
   int nwith;
+  /* Units of one dimension (with_key "uom", a number test): instead of with_values, the object's
+   * uom is units[i] and the test holds with the numbers in that unit -- num_in[i] for GT..LE,
+   * nums_in[i * nnums ...] for EQ -- for some i < nunits. 0: no conversion. */
+  int nunits;
+  const char *const *units;
+  const double *num_in;
+  const double *nums_in;
 } store_trace_jcond;
 
 typedef struct store_trace_filter {

@@ -539,6 +539,32 @@ static int json_cond_scope(binds *b, pl_buf *sql, const store_trace_jcond *c, in
   if ((rc = pl_buf_append_str(sql, " WHERE m.key = ")) < 0 ||
       (rc = bind_text(b, sql, c->key, NULL)) < 0)
     return rc;
+  if (c->with_key && c->nunits > 0) {
+    /* the same test in each unit of the dimension, each with its converted numbers */
+    if (!s->object || c->op == STORE_TRACE_OP_EXISTS)
+      return PL_EINVAL;
+    char path[64];
+    snprintf(path, sizeof path, "$.\"%.40s\"", c->with_key);
+    if ((rc = pl_buf_append_str(sql, " AND (")) < 0)
+      return rc;
+    for (int i = 0; i < c->nunits; i++) {
+      store_trace_jcond u = *c;
+      u.num = c->num_in[i];
+      u.nums = c->nums_in ? c->nums_in + (size_t)i * (size_t)c->nnums : NULL;
+      char *owned = strdup(path);
+      if (!owned)
+        return PL_ENOMEM;
+      if ((rc = pl_buf_printf(sql, "%s(json_extract(%s, ", i ? " OR " : "", s->object)) < 0) {
+        free(owned);
+        return rc;
+      }
+      if ((rc = bind_text(b, sql, NULL, owned)) < 0 || (rc = pl_buf_append_str(sql, ") = ")) < 0 ||
+          (rc = bind_text(b, sql, c->units[i], NULL)) < 0 || (rc = pl_buf_append_str(sql, " AND (")) < 0 ||
+          (rc = json_value_test(b, sql, &u)) < 0 || (rc = pl_buf_append_str(sql, "))")) < 0)
+        return rc;
+    }
+    return pl_buf_append_str(sql, "))");
+  }
   if (c->with_key) {
     if (!s->object || c->nwith <= 0)
       return PL_EINVAL;

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- names ---- */
@@ -343,4 +344,71 @@ int trace_epc_normalise(const char *in, char *out, size_t outsz) {
     return PL_ELIMIT;
   memcpy(out, in, len + 1);
   return (int)len;
+}
+
+/* ---- units of measure ----
+ * UN/ECE Recommendation 20 codes of the dimensions sensors and quantities use most, each as a
+ * linear function of the dimension's base unit (base = a * x + b). A value filter in one of them
+ * (GE_value_CEL=4) holds for a report in another (277.15 KEL): the standard's conformance tests
+ * convert. Converted values are rounded to 12 significant digits, so 20 CEL is the 293.15 KEL a
+ * document would write rather than 293.15000000000003. */
+static const struct unit {
+  const char *code;
+  int dimension;
+  double a, b;
+} units[] = {
+    /* temperature, base kelvin */
+    {"KEL", 1, 1, 0},
+    {"CEL", 1, 1, 273.15},
+    {"FAH", 1, 5.0 / 9.0, 459.67 * 5.0 / 9.0},
+    /* pressure, base pascal */
+    {"PAL", 2, 1, 0},
+    {"KPA", 2, 1e3, 0},
+    {"MPA", 2, 1e6, 0},
+    {"BAR", 2, 1e5, 0},
+    {"MBR", 2, 1e2, 0},
+    {"ATM", 2, 101325, 0},
+    /* mass, base kilogram */
+    {"KGM", 3, 1, 0},
+    {"GRM", 3, 1e-3, 0},
+    {"MGM", 3, 1e-6, 0},
+    {"TNE", 3, 1e3, 0},
+    {"LBR", 3, 0.45359237, 0},
+    /* length, base metre */
+    {"MTR", 4, 1, 0},
+    {"CMT", 4, 1e-2, 0},
+    {"MMT", 4, 1e-3, 0},
+    {"KMT", 4, 1e3, 0},
+    {"INH", 4, 0.0254, 0},
+    {"FOT", 4, 0.3048, 0},
+    /* volume, base cubic metre */
+    {"MTQ", 5, 1, 0},
+    {"LTR", 5, 1e-3, 0},
+    {"DMQ", 5, 1e-3, 0},
+    {"MLT", 5, 1e-6, 0},
+};
+
+static const struct unit *unit_of(const char *code) {
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (strcmp(units[i].code, code) == 0)
+      return &units[i];
+  return NULL;
+}
+
+int trace_unit_alternatives(const char *uom, double x, const char **codes, double *xs, int max) {
+  const struct unit *u = uom ? unit_of(uom) : NULL;
+  if (!u)
+    return 0;
+  double base = u->a * x + u->b;
+  int n = 0;
+  for (size_t i = 0; i < sizeof units / sizeof units[0] && n < max; i++) {
+    if (units[i].dimension != u->dimension)
+      continue;
+    double v = &units[i] == u ? x : (base - units[i].b) / units[i].a;
+    char text[40];
+    snprintf(text, sizeof text, "%.12g", v);
+    codes[n] = units[i].code;
+    xs[n++] = &units[i] == u ? x : strtod(text, NULL);
+  }
+  return n;
 }

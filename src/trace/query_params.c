@@ -26,8 +26,9 @@
  * event with a humidity report and another report of 5 CEL. Only what one parameter names together
  * is held to one object: the value and unit of EQ_value_CEL to one sensorReport, the quantity and
  * unit of EQ_quantity_KGM to one quantity element, the type and value of EQ_bizTransaction_po to
- * one bizTransaction (with_key below). Units are compared as written, not converted (GS1's
- * conformance test TCR-53 expects GE_value_KEL to find a report in CEL; not done yet).
+ * one bizTransaction (with_key below). A unit in trace_unit_alternatives' table (normalise.c)
+ * stands for every unit of its dimension, with the numbers converted (the HTTP layer fills
+ * store_trace_jcond.units), as GS1's conformance test TCR-53 expects; others compare as written.
  */
 #include "trace/trace.h"
 

@@ -96,6 +96,13 @@ int trace_vocab_normalise(const char *kind, const char *in, char *out, size_t ou
 #define TRACE_VOCAB_FORM_MAX (TRACE_EPC_MAX + 64)
 int trace_vocab_forms(const char *kind, const char *in, char forms[][TRACE_VOCAB_FORM_MAX]);
 
+/* The same quantity x given in unit uom (a UN/ECE Recommendation 20 code: KEL CEL FAH, PAL KPA
+ * MPA BAR MBR ATM, KGM GRM MGM TNE LBR, MTR CMT MMT KMT INH FOT, MTQ LTR DMQ MLT) in every unit
+ * of its dimension, uom included: codes[i] and xs[i], at most max. Returns the count, 0 for a
+ * unit not in the table (no conversion). */
+int trace_unit_alternatives(const char *uom, double x, const char **codes, double *xs, int max);
+#define TRACE_UNITS_MAX 8
+
 /* The EPCIS 2.0 event hash of an event ("ni:///sha-256;<hex>?ver=CBV2.0"). See epcis.c for
  * what is canonicalised. */
 int trace_event_hash(const json_t *event, char *out, size_t outsz);

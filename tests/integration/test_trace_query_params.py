@@ -129,6 +129,9 @@ CASES = [
     ({"GT_quantity_KGM": "5"}, {"Q1"}),
     ({"LE_quantity_KGM": "5"}, {"Q2"}),
     ({"LT_quantity_LTR": "1000.5"}, {"X1"}),
+    ({"EQ_quantity_GRM": "5000"}, {"Q2"}),  # 5 KGM
+    ({"GE_quantity_TNE": "0.2"}, {"Q1"}),  # 200.5 KGM
+    ({"EQ_quantity_MLT": "1000000"}, {"X1"}),  # 1000 LTR
     ({"LT_quantity_LTR": "1000"}, set()),
     ({"GT_quantity_LTR": "999"}, {"X1"}),
     ({"GT_quantity_LTR": "1000"}, set()),
@@ -219,7 +222,13 @@ CASES = [
     ({"LT_value_CEL": "5"}, {"S1"}),
     ({"LE_value_CEL": "4.5"}, {"S1"}),
     ({"GE_value_CEL": "40"}, set()),  # S1's 40.1 is in FAH: value and unit of one report
-    ({"GT_value_FAH": "40"}, {"S1"}),
+    ({"GT_value_FAH": "40"}, {"S1", "S2"}),  # 40 FAH is 4.4 CEL: S2 has 9 CEL
+    # units of one dimension convert (GS1 conformance test TCR-53 asks GE_value_KEL to find CEL)
+    ({"GE_value_KEL": "277"}, {"S1", "S2"}),  # 4.5 CEL = 277.65 KEL, 9 CEL = 282.15 KEL
+    ({"GE_value_KEL": "280"}, {"S2"}),
+    ({"EQ_value_KEL": "277.65"}, {"S1"}),
+    ({"EQ_value_KEL": "282.15|1"}, {"S2"}),
+    ({"LT_maxValue_FAH": "46"}, {"S1"}),  # the maxValue 7.5 CEL of S1 is 45.5 FAH
     ({"LT_value_FAH": "40"}, set()),
     ({"LT_value_FAH": "41"}, {"S1"}),
     ({"GE_value_P1": "65"}, {"S1"}),
