@@ -414,9 +414,34 @@ static void rules_and_hash(void **state) {
   assert_true(trace_doc_parse(deep, 400, 10, &a, &err) < 0);
 }
 
+/* Units of one dimension: 20 CEL is 293.15 KEL and 68 FAH exactly as a document writes them;
+ * a unit outside the table has no alternatives. */
+static void unit_alternatives(void **state) {
+  (void)state;
+  const char *codes[TRACE_UNITS_MAX];
+  double xs[TRACE_UNITS_MAX];
+  int n = trace_unit_alternatives("CEL", 20, codes, xs, TRACE_UNITS_MAX);
+  assert_int_equal(n, 3);
+  for (int i = 0; i < n; i++) {
+    if (strcmp(codes[i], "KEL") == 0)
+      assert_true(xs[i] == 293.15);
+    else if (strcmp(codes[i], "FAH") == 0)
+      assert_true(xs[i] == 68);
+    else
+      assert_true(strcmp(codes[i], "CEL") == 0 && xs[i] == 20);
+  }
+  n = trace_unit_alternatives("KGM", 5, codes, xs, TRACE_UNITS_MAX);
+  assert_int_equal(n, 5);
+  assert_string_equal(codes[1], "GRM");
+  assert_true(xs[1] == 5000);
+  assert_int_equal(trace_unit_alternatives("XYZ", 5, codes, xs, TRACE_UNITS_MAX), 0);
+  assert_int_equal(trace_unit_alternatives("CEL", 5, codes, xs, 1), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_example_parses),
+      cmocka_unit_test(unit_alternatives),
       cmocka_unit_test(schema_test_inputs),
       cmocka_unit_test(normalise),
       cmocka_unit_test(vocabularies),
