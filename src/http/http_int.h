@@ -7,6 +7,8 @@
 #include "base/json.h"
 #include "http/http.h"
 #include "http/router.h"
+#include "store/store_trace.h"
+#include "trace/trace.h"
 
 #include <microhttpd.h>
 #include <stdint.h>
@@ -93,6 +95,50 @@ int http_epcis_viewer(http_req *r, int64_t *viewer);
 int http_influx_credentials(http_req *r, const char *p, char tok[HTTP_CREDENTIAL_BYTES_MAX]);
 int http_influx_path(const char *path);
 void http_influx_too_large(http_req *r);
+
+/* ---- EPCIS query parameters (api_epcis_params.c, for api_epcis.c) ---- */
+#define EPCIS_PER_PAGE_DEFAULT 100
+#define EPCIS_PER_PAGE_MAX 1000
+#define EPCIS_VALUES_MAX 100 /* '|'-separated values of one parameter */
+/* The values of one condition on the event's JSON, owned by the query. */
+typedef struct http_epcis_jstore {
+  char key[TRACE_QP_NAME_MAX];
+  char *strs[EPCIS_VALUES_MAX * TRACE_VOCAB_FORMS];
+  const char *cstrs[EPCIS_VALUES_MAX * TRACE_VOCAB_FORMS];
+  double nums[EPCIS_VALUES_MAX];
+  int64_t times[EPCIS_VALUES_MAX];
+  char with[TRACE_VOCAB_FORMS][TRACE_VOCAB_FORM_MAX];
+  const char *cwith[TRACE_VOCAB_FORMS];
+  /* a number test in a unit of measure, in every unit of its dimension */
+  const char *units[TRACE_UNITS_MAX];
+  double num_in[TRACE_UNITS_MAX];
+  double nums_in[TRACE_UNITS_MAX * EPCIS_VALUES_MAX];
+} http_epcis_jstore;
+
+typedef struct http_epcis_query {
+  store_trace_filter f;
+  char *values[STORE_TRACE_CONDS_MAX][EPCIS_VALUES_MAX];
+  const char *cvalues[STORE_TRACE_CONDS_MAX][EPCIS_VALUES_MAX];
+  http_epcis_jstore *js[STORE_TRACE_CONDS_MAX];
+  char attrs[STORE_TRACE_CONDS_MAX][129]; /* EQ_ATTR_ attribute names */
+  int per_page, count_limit;
+  int max_count, has_max_count; /* maxEventCount */
+  const char *page_token;
+  char error[300];
+} http_epcis_query;
+/* A query being read: new, then every parameter applied (from the URL with
+ * http_epcis_query_cb, from a named query's JSON with http_epcis_query_json); the first bad
+ * one leaves its message in error[] (the caller answers 400, or 413 for the too-large kinds). */
+http_epcis_query *http_epcis_query_new(void);
+void http_epcis_query_free(http_epcis_query *q);
+/* Applies one parameter; PL_EINVAL with q->error for a bad or unknown one. */
+int http_epcis_query_param(http_epcis_query *q, const char *key, const char *value);
+/* Applies a stored query's parameters: {"MATCH_anyEPC": ["a","b"], "eventType": "ObjectEvent"}. */
+int http_epcis_query_json(http_epcis_query *q, const json_t *params);
+/* For MHD_get_connection_values over the URL's arguments; ctx is the query. */
+enum MHD_Result http_epcis_query_cb(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value);
+/* A whole decimal number from lo to hi into *out; PL_EINVAL otherwise. */
+int http_parse_int_range(const char *v, int lo, int hi, int *out);
 
 /* ---- telemetry (api_telemetry.c, for api_telemetry_query.c too) ---- */
 /* A device name as telemetry requests give it: 1 to 127 bytes (store_device's name). */
