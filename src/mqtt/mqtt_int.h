@@ -1,5 +1,6 @@
-/* Internals shared by the files of the MQTT module (server.c, session.c, topics.c, access.c,
- * device_api.c, tls.c). Everything here belongs to the server thread unless a comment says so.
+/* Internals shared by the files of the MQTT module (server.c, server_conn.c, server_packets.c,
+ * session.c, topics.c, access.c, device_api.c, device_telemetry.c, device_rpc.c, tls.c).
+ * Everything here belongs to the server thread unless a comment says so.
  *
  * The objects and who owns them:
  *
