@@ -1,5 +1,6 @@
-/* Internals shared by the files of the MQTT module (server.c, session.c, topics.c, access.c,
- * device_api.c, tls.c). Everything here belongs to the server thread unless a comment says so.
+/* Internals shared by the files of the MQTT module (server.c, server_conn.c, server_packets.c,
+ * session.c, topics.c, access.c, device_api.c, device_telemetry.c, device_rpc.c, tls.c).
+ * Everything here belongs to the server thread unless a comment says so.
  *
  * The objects and who owns them:
  *
@@ -30,7 +31,9 @@
 #include "base/map.h"
 #include "mqtt/codec.h"
 #include "mqtt/mqtt.h"
+#include "store/store.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
@@ -318,6 +321,9 @@ typedef struct mqtt_tenant {
 
 /* ---- server.c ---- */
 int64_t mqtt__now_ms(void); /* monotonic */
+mqtt_tenant *mqtt__tenant(mqtt_server *s, int64_t tenant_id);
+
+/* ---- server_conn.c ---- */
 /* Appends raw bytes to the connection's output (through TLS when it has it). */
 int mqtt__conn_send(mqtt_conn *c, const void *data, size_t len);
 /* Encodes and sends a packet; PL_ELIMIT when it exceeds the client's maximum packet size. */
@@ -336,9 +342,33 @@ mqtt_ack_wait *mqtt__ack_wait_add(mqtt_conn *c, uint8_t type, uint16_t packet_id
 /* Marks it done with reason and sends every acknowledgement that is now first in line. Frees it
  * when its connection is gone. */
 void mqtt__ack_wait_done(mqtt_ack_wait *a, uint8_t reason);
-mqtt_tenant *mqtt__tenant(mqtt_server *s, int64_t tenant_id);
 void mqtt__remote_str(const mqtt_conn *c, char *out, size_t outsz);
 void mqtt__addr_str(const uint8_t addr[16], char *out, size_t outsz);
+/* Closes the socket at once (what is queued gets one try at being written) and detaches the
+ * session, publishing the will unless clean; the struct is freed once no work refers to it. */
+void mqtt__conn_begin_close(mqtt_conn *c, const char *why, int clean);
+/* Frees a closed connection that nothing refers to any more. */
+void mqtt__conn_free(mqtt_conn *c);
+/* Sends a packet of only a packet id and a reason code (PUBACK, PUBREC, PUBREL, PUBCOMP). */
+void mqtt__conn_send_simple(mqtt_conn *c, uint8_t type, uint16_t packet_id, uint8_t reason);
+/* Counts a protocol error and disconnects with reason (5.0) or closes (3.1.x). */
+void mqtt__conn_protocol_error(mqtt_conn *c, uint8_t reason, const char *why);
+/* Brings the connection's epoll interest (read, write) in line with its state. */
+void mqtt__conn_poll_update(mqtt_conn *c);
+/* Writes the output of every connection that has some (once per loop iteration). */
+void mqtt__conns_flush_dirty(mqtt_server *s);
+/* Frees the closed connections nothing refers to any more. */
+void mqtt__conns_bury(mqtt_server *s);
+/* Loop callbacks: the check phase (telemetry batches, output, freeing) and the epoll set's
+ * readiness. */
+void mqtt__conns_on_check(uv_check_t *h);
+void mqtt__conns_on_epoll(uv_poll_t *h, int status, int events);
+
+/* ---- server_packets.c ---- */
+/* Handles one decoded packet of an open connection. */
+void mqtt__handle_packet(mqtt_conn *c, mqtt_packet *p);
+/* Answers CONNECT with a refusal and closes. */
+void mqtt__connect_refuse(mqtt_conn *c, uint8_t reason, const char *why);
 /* Publishes msg in ns: retained store and delivery to the matching subscriptions. Returns the
  * number of subscriptions it went to. */
 int mqtt__route(mqtt_server *s, const char *ns, mqtt_msg *m);
@@ -461,7 +491,73 @@ typedef struct mqtt_auth_req {
 void mqtt__auth_start(mqtt_server *s, mqtt_auth_req *req);
 void mqtt__auth_req_free(mqtt_auth_req *req);
 
-/* ---- device_api.c ---- */
+/* ---- device_api.c, device_telemetry.c, device_rpc.c ---- */
+#define MQTT_JSON_DEPTH_MAX 32 /* nesting of a device API payload */
+
+/* The key of the device map (s->devices). */
+typedef struct dev_key {
+  int64_t tenant_id, device_id;
+} dev_key;
+
+/* Devices whose last_seen is due to be written. */
+typedef struct touch_list {
+  dev_key *keys;
+  int64_t *when_ms;
+  size_t n, cap;
+  int running;
+} touch_list;
+
+/* The telemetry batches (device_telemetry.c) and the last-seen list (device_api.c). */
+struct mqtt_ingest {
+  struct ingest_batch *open;
+  struct ingest_batch *head, *tail; /* submitted, in order */
+  int inflight;
+  mqtt_conn **paused;
+  size_t npaused, paused_cap;
+  touch_list touch;
+};
+
+/* A sub-device a gateway speaks for, as resolved by a worker. */
+typedef struct gw_dev {
+  int64_t id;
+  char name[128];
+  int created;
+} gw_dev;
+
+/* The state of a device; created when create is set and it is unknown (NULL when out of memory
+ * or, without create, unknown). Loop thread. */
+mqtt_device_state *mqtt__device_state(mqtt_server *s, int64_t tenant_id, int64_t device_id, int create);
+/* The device's name, "" when not known yet. */
+const char *mqtt__device_name(const mqtt_device_state *st);
+/* A sub-device now speaks through, or no longer speaks through, gateway session gw. */
+void mqtt__subdev_online(mqtt_server *s, mqtt_session *gw, int64_t device_id, const char *name, const char *attrs);
+void mqtt__subdev_offline(mqtt_server *s, mqtt_session *gw, const char *name);
+/* Send to a device session (its client sees v1/devices/me/<rest>) or to a gateway session
+ * (v1/gateway/<rest>) if it subscribed to the topic: 1 when sent or queued, 0 when not. The
+ * payload is copied; v is borrowed. */
+int mqtt__send_to_device(mqtt_server *s, mqtt_session *ss, const char *rest, const void *payload, size_t len);
+int mqtt__send_json_to_device(mqtt_server *s, mqtt_session *ss, const char *rest, json_t *v);
+int mqtt__send_json_to_gateway(mqtt_server *s, mqtt_session *gw, const char *rest, json_t *v);
+/* The shared attributes of an attributes object: all but "client" (a new reference). */
+json_t *mqtt__attrs_shared(json_t *attrs);
+/* The device `name` of the gateway's tenant, created when unknown (worker thread; see
+ * device_api.c). */
+int mqtt__subdev_resolve(mqtt_server *s, store *db, const mqtt_principal *gw, const char *name, const char *type,
+                         gw_dev *out, char **attrs, pl_err *err);
+/* The reason code for an error of the device API. */
+uint8_t mqtt__api_reason(int rc);
+/* Completes a device API publish that could not be done: a negative acknowledgement in 5.0, a
+ * closed connection otherwise. */
+void mqtt__api_refuse(mqtt_session *ss, uint64_t conn_id, mqtt_ack_wait *ack, uint8_t version, uint8_t reason,
+                      const char *why);
+/* Adds a telemetry publish to the open batch (device_telemetry.c); gateway: v1/gateway/telemetry. */
+void mqtt__ingest_add(mqtt_server *s, mqtt_conn *c, mqtt_session *ss, mqtt_msg *m, mqtt_ack_wait *ack, uint8_t qos,
+                      uint16_t packet_id, int gateway);
+/* An answer from the device: completes the pending call with this id, if any (device_rpc.c). */
+void mqtt__rpc_answer(mqtt_server *s, int64_t tenant_id, int64_t device_id, const char *id, size_t idlen,
+                      const void *data, size_t len);
+/* Completes the RPC calls whose deadline has passed (device_rpc.c). */
+void mqtt__rpc_expire(mqtt_server *s, int64_t now_ms);
 int mqtt__ingest_init(mqtt_server *s);
 void mqtt__ingest_free(mqtt_server *s);
 /* Hands the open telemetry batch to a worker if there is room (after each I/O phase). */
@@ -492,6 +588,7 @@ int mqtt__tls_input(mqtt_conn *c, const uint8_t *data, size_t len);
 int mqtt__tls_output(mqtt_conn *c, const void *data, size_t len);
 /* The verified client certificate's subject O and CN; 0 when there is one. */
 int mqtt__tls_peer_identity(mqtt_conn *c, char *org, size_t orgsz, char *cn, size_t cnsz);
+/* server_conn.c, for TLS: */
 /* Appends ciphertext to the connection's output (used by TLS's push function). */
 int mqtt__conn_out_append(mqtt_conn *c, const void *data, size_t len);
 /* Decodes and handles MQTT bytes (plaintext) of a connection. feed takes data that follows
