@@ -83,8 +83,7 @@ static size_t find_member(const char *p, size_t i, size_t n, const char *key) {
   return n;
 }
 
-/* (declared in trace_int.h) Fills start[k], end[k] with the spans of the first `count` members of the event list; 0
- * when exactly `count` were found, else -1. */
+/* See trace_int.h. */
 int trace__event_spans(const char *p, size_t n, int query_doc, size_t count, size_t *start, size_t *end) {
   size_t i = find_member(p, skip_ws(p, 0, n), n, "epcisBody");
   if (query_doc) {
