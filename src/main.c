@@ -1,5 +1,6 @@
 /* plateau: the industrial internet platform. Subcommand dispatch only; each command lives in
  * src/cli/. */
+#include "base/json.h"
 #include "base/version.h"
 #include "cli/cli.h"
 
@@ -32,6 +33,7 @@ static int usage(FILE *f, int status) {
 }
 
 int main(int argc, char **argv) {
+  pl_json_setup(); /* before any thread uses jansson */
   if (argc < 2) return usage(stderr, 2);
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return usage(stdout, 0);
   if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {

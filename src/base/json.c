@@ -65,8 +65,12 @@ static void arena_install(void) {
   json_set_alloc_funcs(arena_malloc, arena_release);
 }
 
-pl_json_arena *pl_json_arena_new(void) {
+void pl_json_setup(void) {
   pthread_once(&arena_once, arena_install);
+}
+
+pl_json_arena *pl_json_arena_new(void) {
+  pl_json_setup();
   return calloc(1, sizeof(pl_json_arena));
 }
 

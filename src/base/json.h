@@ -59,6 +59,10 @@ int pl_json_dump(const json_t *v, pl_buf *out);
  * allocated outlives pl_json_arena_free; and memory jansson hands to the caller to free() --
  * json_dumps's result -- must not be made inside an arena. */
 typedef struct pl_json_arena pl_json_arena;
+/* Installs jansson's allocation functions (the arena-aware pair). jansson has one process-wide
+ * pair, so this is called once at start, before any thread uses jansson (main() does);
+ * pl_json_arena_new calls it too, for programs without that start (tests, benchmarks). */
+void pl_json_setup(void);
 /* NULL when out of memory. */
 pl_json_arena *pl_json_arena_new(void);
 /* Frees every block; NULL is a no-op. The arena must not be entered. */
