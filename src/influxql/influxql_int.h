@@ -1,5 +1,6 @@
 /* Internals shared by the files of the InfluxQL module: the arena, the tokens and the lexer the
- * parser drives, time zones, helpers shared by the executor and the output writers, and the
+ * parser drives, the parser's own state and grammar functions (parser.c, parse_expr.c,
+ * parse_select.c), time zones, helpers shared by the executor and the output writers, and the
  * executor's own types and functions, which its files (exec*.c) share. */
 #ifndef PLATEAU_INFLUXQL_INT_H
 #define PLATEAU_INFLUXQL_INT_H
@@ -213,10 +214,94 @@ char *influxql__time_format(int64_t ts_ns, int utc, int32_t offset_s, char *out,
 /* Go's strconv.FormatFloat(v, 'f', -1, 64): plain decimal, shortest round-trip digits. */
 int influxql__float_plain(double v, pl_buf *out);
 
-/* ---- regexes (parser.c) ---- */
+/* ---- the parser ----
+ *
+ * parser.c        errors, the token stream, constructors, SHOW/CREATE/DROP/DELETE, influxql_parse
+ * parse_expr.c    expressions, literals, durations, /regex/ literals, identifiers, the regex
+ * dialect parse_select.c  SELECT and its clauses (FROM, WHERE, ORDER BY and the limits shared with
+ * SHOW)
+ *
+ * Every function taking the parser that returns int returns 0 or a negative PL_E* code with
+ * the message in p->err; trees are allocated in p->arena. */
+
+typedef struct influxql_parser {
+  influxql_lexer lx;
+  influxql_arena *arena;
+  const influxql_param *params;
+  size_t nparams;
+  pl_err *err;
+  int depth; /* nesting of parentheses, calls and subqueries */
+  int ops;   /* binary operators in the statement */
+} influxql_parser;
+
+/* A growable array of pointers in the arena (old blocks are abandoned: fine for parse sizes). */
+typedef struct influxql_ptrvec {
+  void **v;
+  size_t n, cap;
+} influxql_ptrvec;
+
+/* -- errors, tokens and constructors (parser.c) -- */
+
+/* Formats the message into p->err and returns code. */
+int influxql__fail(influxql_parser *p, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* "found X, expected <expected> at line L, char C" */
+int influxql__fail_found(influxql_parser *p, const influxql_token *t, const char *expected);
+/* "<msg> at line L, char C" */
+int influxql__fail_at(influxql_parser *p, influxql_pos pos, const char *msg);
+int influxql__oom(influxql_parser *p);
+/* The next token (whitespace and comments included), a bound parameter replaced by its value. */
+influxql_token influxql__parser_scan(influxql_parser *p);
+/* The next token, scanning a /regex/ at the current position. */
+influxql_token influxql__parser_scan_regex(influxql_parser *p);
+/* The next token that is not whitespace or a comment. */
+influxql_token influxql__parser_scan_nows(influxql_parser *p);
+void influxql__parser_unscan(influxql_parser *p);
+/* Skips one whitespace token, if that is what comes next. */
+void influxql__consume_ws(influxql_parser *p);
+/* Consumes the next non-blank token, which must be tok. */
+int influxql__expect(influxql_parser *p, int tok);
+/* A zeroed node of the given kind in the arena, or NULL. */
+influxql_expr *influxql__new_expr(influxql_parser *p, influxql_expr_kind kind);
+char *influxql__dup(influxql_parser *p, const char *s, size_t n);
+int influxql__vec_push(influxql_parser *p, influxql_ptrvec *v, void *x);
+/* Enters one more level of nesting at pos (the caller decrements p->depth on the way out). */
+int influxql__nest(influxql_parser *p, influxql_pos pos);
+
+/* -- expressions and literals (parse_expr.c) -- */
+
+int influxql__parse_expr(influxql_parser *p, influxql_expr **out);
+/* A /regex/ literal (or a bound regex parameter) if one comes next, else *out NULL. */
+int influxql__parse_regex(influxql_parser *p, influxql_expr **out);
+int influxql__parse_ident(influxql_parser *p, const char **out);
+/* ident [, ident]... */
+int influxql__parse_ident_list(influxql_parser *p, influxql_ptrvec *v);
+/* A name of up to three dotted segments (db.rp.measurement). */
+int influxql__parse_segmented(influxql_parser *p, const char *seg[3], size_t *nseg);
+/* The operator of an operator token, and back. */
+influxql_op influxql__tok_op(int tok);
+int influxql__op_tok(influxql_op op);
 /* Compiles an InfluxQL (RE2) pattern as a POSIX extended regex, translating the RE2 constructs
  * POSIX lacks. 0, or < 0 with a message in errbuf. */
 int influxql__regex_compile(const char *pattern, regex_t *re, char *errbuf, size_t errsz);
+
+/* -- SELECT and its clauses (parse_select.c) -- */
+
+/* A SELECT statement after its SELECT keyword; subquery: inside parentheses in FROM. */
+int influxql__parse_select(influxql_parser *p, influxql_select **out, int subquery);
+/* One FROM source; subqueries: whether (SELECT ...) is allowed. */
+int influxql__parse_source(influxql_parser *p, influxql_source *src, int subqueries);
+/* A comma-separated list of sources. */
+int influxql__parse_sources(influxql_parser *p, influxql_source **out, size_t *n, int subqueries);
+/* An optional WHERE clause (*cond NULL without one). */
+int influxql__parse_condition(influxql_parser *p, influxql_expr **cond);
+/* An optional ORDER BY time [ASC|DESC]. */
+int influxql__parse_order_by(influxql_parser *p, int *desc);
+/* An optional "<tok> <integer>" clause (LIMIT, OFFSET, SLIMIT, SOFFSET). */
+int influxql__parse_optional_int(influxql_parser *p, int tok, int64_t *out);
 
 /* ==== the executor ====
  *
