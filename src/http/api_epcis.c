@@ -543,16 +543,22 @@ static void notify_subscriptions(http_req *r) {
   free(l.v);
 }
 
+/* The tenant whose named queries and subscriptions a request manages: as http_tenant, but
+ * not for device credentials (they capture events; people manage queries). */
+static int managed_tenant(http_req *r, store_tenant *t) {
+  if (r->who.role == AUTH_ROLE_DEVICE)
+    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
+  return http_tenant(r, "trace", t);
+}
+
 static const pl_json_field sub_fields[] = {
     {"dest", PL_JSON_STRING, 1, 1024, 0},
 };
 
 static int sub_create(http_req *r) {
   store_tenant t;
-  if (r->who.role == AUTH_ROLE_DEVICE)
-    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   json_t *body;
-  int st = http_tenant(r, "trace", &t);
+  int st = managed_tenant(r, &t);
   if (st || (st = http_body_json(r, sub_fields, 1, &body)))
     return st;
   const char *dest = pl_json_str(body, "dest", "");
@@ -609,9 +615,7 @@ static int sub_list_route(http_req *r) {
 
 static int sub_delete(http_req *r) {
   store_tenant t;
-  if (r->who.role == AUTH_ROLE_DEVICE)
-    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
-  int st = http_tenant(r, "trace", &t);
+  int st = managed_tenant(r, &t);
   if (st)
     return st;
   int64_t id = http_param_id(r, 1);
@@ -684,10 +688,8 @@ static const pl_json_field query_fields[] = {
 
 static int query_create(http_req *r) {
   store_tenant t;
-  if (r->who.role == AUTH_ROLE_DEVICE)
-    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
   json_t *body;
-  int st = http_tenant(r, "trace", &t);
+  int st = managed_tenant(r, &t);
   if (st || (st = http_body_json(r, query_fields, 2, &body)))
     return st;
   const char *name = pl_json_str(body, "name", "");
@@ -771,9 +773,7 @@ static int query_get(http_req *r) {
 
 static int query_delete(http_req *r) {
   store_tenant t;
-  if (r->who.role == AUTH_ROLE_DEVICE)
-    return http_reply_error(r, 403, "device credentials capture events; named queries and subscriptions are managed by people");
-  int st = http_tenant(r, "trace", &t);
+  int st = managed_tenant(r, &t);
   if (st)
     return st;
   int rc = store_trace_named_delete(r->db, t.id, r->match.params[0]);
