@@ -37,28 +37,10 @@ BUILD=${BENCH_BUILD_DIR:-$root/build}
 START_NS=1704067200000000000 # 2024-01-01T00:00:00Z, as bench_tsdb_gen
 DAY_NS=86400000000000
 
-log() { printf '%s [influxql-bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-tmp=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/plateau-bench-influxql.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$? pid
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_NAME=influxql
+BENCH_STOP_WAIT_S=${BENCH_STOP_WAIT_S:-30}
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # ---- build ----
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then

@@ -33,29 +33,9 @@ IDLE=${BENCH_IDLE:-10000}
 SIDES=${BENCH_SIDES:-plateau mosquitto}
 BUILD=${BENCH_BUILD_DIR:-$root/build}
 
-log() { printf '%s [mqtt-bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-has() { [[ " $SIDES " == *" $1 "* ]]; }
-
-tmp=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/plateau-bench-mqtt.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_NAME=mqtt
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # 10,000 connections need 10,000 descriptors in the server and in the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -34,29 +34,9 @@ FIELDS=7
 START_NS=1704067200000000000 # 2024-01-01T00:00:00Z, as bench_tsdb_gen
 HOUR_NS=3600000000000
 
-log() { printf '%s [tsdb-bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-has() { [[ " $SIDES " == *" $1 "* ]]; }
-
-tmp=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/plateau-bench-tsdb.XXXXXX")
-pids=()
-cleanup() {
-  local rc=$?
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_NAME=tsdb
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 # ---- results: R[key]=value, printed as a table at the end ----
 declare -A R
